@@ -1,0 +1,102 @@
+"""Running Copilot's processes.
+
+On the embedded default (no ``REDIS_URL``) one process holds everything: Daphne serves HTTP
+and WebSockets while a Celery worker runs in a thread beside it, on Celery's in-memory
+broker. With Redis each part runs in its own process (``manage.py serve``, ``celery -A
+copilot worker``), and ``serve`` is only the web server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from celery import Celery
+from celery.worker import WorkController
+
+logger = logging.getLogger(__name__)
+
+# Browser sockets only ever send small control messages; refusing anything larger stops a
+# client from making Daphne buffer megabytes per connection.
+WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class _NotifyingWorkController(WorkController):
+    def __init__(self, *args: object, on_ready: Callable[[], None], **kwargs: object) -> None:
+        self._on_ready = on_ready
+        super().__init__(*args, **kwargs)
+
+    def on_consumer_ready(self, consumer: object) -> None:
+        self._on_ready()
+
+
+class InProcessWorker:
+    """A real Celery worker consuming in a background thread of this process.
+
+    It is the same WorkController ``celery worker`` runs, minus the process-level parts
+    (signal handlers, mingle/gossip/heartbeat) that only make sense for a worker of its own.
+    """
+
+    def __init__(self, app: Celery, *, concurrency: int = 4, loglevel: str = "WARNING") -> None:
+        self.app = app
+        self.concurrency = concurrency
+        self.loglevel = loglevel
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._controller: _NotifyingWorkController | None = None
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.app.loader.import_default_modules()
+        self.app.finalize()
+        self._controller = _NotifyingWorkController(
+            app=self.app,
+            hostname=f"embedded@{os.getpid()}",
+            concurrency=self.concurrency,
+            pool_cls="threads",
+            loglevel=self.loglevel,
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            on_ready=self._ready.set,
+        )
+        self._thread = threading.Thread(
+            target=self._controller.start, name="celery-embedded-worker", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"the in-process Celery worker did not start in {timeout} s")
+        logger.info("in-process Celery worker ready (%d threads)", self.concurrency)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._controller is None or self._thread is None:
+            return
+        self._controller.stop(in_sighandler=False)
+        self._thread.join(timeout)
+        self._controller = None
+        self._thread = None
+
+
+def serve(host: str, port: int, *, embedded: bool) -> None:
+    """Serve the ASGI application with Daphne until SIGINT/SIGTERM."""
+    from daphne.server import Server
+
+    from copilot.asgi import application
+    from copilot.celery import app as celery_app
+
+    worker = InProcessWorker(celery_app) if embedded else None
+    if worker is not None:
+        worker.start()
+    try:
+        Server(
+            application=application,
+            endpoints=[f"tcp:port={port}:interface={host}"],
+            websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+            websocket_max_frame_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+            application_close_timeout=10,
+            verbosity=1,
+        ).run()
+    finally:
+        if worker is not None:
+            worker.stop()

@@ -1,0 +1,309 @@
+"""The operator's view of everything Copilot stores.
+
+Data that came from VideoDB (events, raw webhook bodies) is read-only here: an operator
+may look and act through actions, but never rewrite what VideoDB said.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from sessions_app import sharing
+from sessions_app.models import (
+    Alert,
+    AlertRule,
+    CaptureSession,
+    Insight,
+    RTStream,
+    ShareLink,
+    StreamOperation,
+    TranscriptSegment,
+    User,
+    WebhookDelivery,
+)
+
+
+def _pretty_json(value: object) -> str:
+    # format_html escapes the JSON text, so VideoDB's strings stay inert in the page.
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class VideoDBDataAdmin(admin.ModelAdmin):
+    """Rows that record what VideoDB sent: viewable and deletable, never edited or added."""
+
+    show_full_result_count = False  # event tables grow to millions of rows
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    fieldsets = (
+        *DjangoUserAdmin.fieldsets,
+        ("Copilot", {"fields": ("display_name",)}),
+    )
+    list_display = ("username", "display_name", "email", "is_staff", "is_active", "date_joined")
+    # Copilot shows people by their display name, so that is what an operator searches for.
+    search_fields = ("username", "display_name", "first_name", "last_name", "email")
+
+
+class RTStreamInline(ReadOnlyInline):
+    model = RTStream
+    fields = ("name", "kind", "videodb_id", "media_types", "speaker_label", "last_event_ms")
+    readonly_fields = fields
+
+
+class AlertInline(ReadOnlyInline):
+    model = Alert
+    fields = ("label", "stream", "triggered", "confidence", "start_ms", "end_ms", "rule")
+    readonly_fields = fields
+
+
+class ShareLinkInline(ReadOnlyInline):
+    model = ShareLink
+    fields = ("role", "created_by", "created_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+
+
+@admin.register(CaptureSession)
+class CaptureSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "title",
+        "owner",
+        "status",
+        "videodb_id",
+        "created_at",
+        "stream_count",
+        "alert_count",
+    )
+    list_filter = ("status", ("owner", admin.RelatedOnlyFieldListFilter), "created_at")
+    search_fields = (
+        "title",
+        "videodb_id",
+        "end_user_id",
+        "owner__username",
+        "streams__videodb_id",
+    )
+    list_select_related = ("owner",)
+    date_hierarchy = "created_at"
+    inlines = (RTStreamInline, AlertInline, ShareLinkInline)
+    autocomplete_fields = ("owner",)
+    filter_horizontal = ("alert_rules",)
+    readonly_fields = (
+        "uuid",
+        "videodb_id",
+        "status",
+        "pretty_metadata",
+        "pretty_error",
+        "exported_video_id",
+        "stream_url",
+        "player_url",
+        "last_seq",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "ended_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("title", "owner", "status", "uuid", "videodb_id", "end_user_id")}),
+        ("AI", {"fields": ("audio_prompt", "visual_prompt", "alert_rules")}),
+        (
+            "Outcome",
+            {"fields": ("pretty_error", "exported_video_id", "stream_url", "player_url")},
+        ),
+        (
+            "Bookkeeping",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "pretty_metadata",
+                    "last_seq",
+                    "created_at",
+                    "updated_at",
+                    "started_at",
+                    "ended_at",
+                ),
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CaptureSession]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _stream_count=Count("streams", distinct=True),
+                _alert_count=Count("alerts", distinct=True),
+            )
+        )
+
+    @admin.display(description="Streams", ordering="_stream_count")
+    def stream_count(self, obj: CaptureSession) -> int:
+        return obj._stream_count
+
+    @admin.display(description="Alerts", ordering="_alert_count")
+    def alert_count(self, obj: CaptureSession) -> int:
+        return obj._alert_count
+
+    @admin.display(description="Metadata")
+    def pretty_metadata(self, obj: CaptureSession) -> str:
+        return _pretty_json(obj.metadata)
+
+    @admin.display(description="Error")
+    def pretty_error(self, obj: CaptureSession) -> str:
+        return _pretty_json(obj.error) if obj.error else "—"
+
+
+class StreamOperationInline(ReadOnlyInline):
+    model = StreamOperation
+    fields = ("key", "remote_id", "index_id", "ws_connection_id", "started_at", "stopped_at")
+    readonly_fields = fields
+
+
+@admin.register(RTStream)
+class RTStreamAdmin(VideoDBDataAdmin):
+    list_display = ("name", "kind", "session", "videodb_id", "speaker_label", "last_event_ms")
+    list_filter = ("kind",)
+    search_fields = ("videodb_id", "name", "session__videodb_id", "session__title")
+    list_select_related = ("session",)
+    inlines = (StreamOperationInline,)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # The speaker label is Copilot's own data, so it stays editable.
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> tuple[str, ...]:
+        return (
+            "videodb_id",
+            "session",
+            "name",
+            "kind",
+            "media_types",
+            "last_event_ms",
+            "last_event_received_at",
+            "created_at",
+            "updated_at",
+        )
+
+
+@admin.register(StreamOperation)
+class StreamOperationAdmin(VideoDBDataAdmin):
+    list_display = ("key", "kind", "stream", "remote_id", "started_at", "stopped_at")
+    list_filter = ("kind",)
+    search_fields = ("remote_id", "stream__videodb_id", "stream__session__videodb_id")
+    list_select_related = ("stream",)
+
+
+@admin.register(TranscriptSegment)
+class TranscriptSegmentAdmin(VideoDBDataAdmin):
+    list_display = ("short_text", "stream", "is_final", "start_ms", "end_ms", "session")
+    list_filter = ("is_final", "stream__kind")
+    search_fields = ("text", "session__videodb_id", "stream__videodb_id")
+    list_select_related = ("session", "stream")
+
+    @admin.display(description="Text")
+    def short_text(self, obj: TranscriptSegment) -> str:
+        return obj.text[:80]
+
+
+@admin.register(Insight)
+class InsightAdmin(VideoDBDataAdmin):
+    list_display = ("short_text", "kind", "stream", "start_ms", "end_ms", "session")
+    list_filter = ("kind",)
+    search_fields = ("text", "index_id", "session__videodb_id")
+    list_select_related = ("session", "stream")
+
+    @admin.display(description="Text")
+    def short_text(self, obj: Insight) -> str:
+        return obj.text[:80]
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ("label", "owner", "target", "is_enabled", "updated_at")
+    list_filter = ("target", "is_enabled", ("owner", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("label", "prompt", "owner__username")
+    list_select_related = ("owner",)
+    autocomplete_fields = ("owner",)
+    readonly_fields = ("videodb_event_id", "created_at", "updated_at")
+
+
+@admin.register(Alert)
+class AlertAdmin(VideoDBDataAdmin):
+    list_display = ("label", "session", "stream", "triggered", "confidence", "start_ms")
+    list_filter = ("triggered", "label")
+    search_fields = ("label", "text", "session__videodb_id", "session__title")
+    list_select_related = ("session", "stream")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(VideoDBDataAdmin):
+    list_display = ("event", "session", "outcome", "attempts", "received_at", "processed_at")
+    list_filter = ("outcome", "event", "received_at")
+    search_fields = ("dedupe_key", "session__videodb_id", "session__title", "event")
+    list_select_related = ("session",)
+    date_hierarchy = "received_at"
+    readonly_fields = (
+        "dedupe_key",
+        "session",
+        "event",
+        "status",
+        "event_timestamp",
+        "pretty_body",
+        "received_at",
+        "processed_at",
+        "outcome",
+        "attempts",
+        "error",
+    )
+    exclude = ("raw_body", "payload")
+
+    @admin.display(description="Raw body")
+    def pretty_body(self, obj: WebhookDelivery) -> str:
+        try:
+            return _pretty_json(json.loads(obj.raw_body))
+        except ValueError:
+            return format_html("<pre>{}</pre>", obj.raw_body)
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    list_display = ("session", "role", "created_by", "created_at", "expires_at", "is_active")
+    list_filter = ("role", "revoked_at", "expires_at")
+    search_fields = ("session__title", "session__videodb_id", "created_by__username")
+    list_select_related = ("session", "created_by")
+    readonly_fields = ("token", "created_at", "revoked_at")
+    autocomplete_fields = ("session", "created_by")
+    actions = ("revoke_links",)
+
+    @admin.display(description="Valid", boolean=True)
+    def is_active(self, obj: ShareLink) -> bool:
+        return obj.is_valid()
+
+    @admin.action(description="Revoke the selected links")
+    def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
+        revoked = sum(1 for link in queryset if sharing.revoke(link))
+        self.message_user(request, f"Revoked {revoked} link(s).", messages.SUCCESS)

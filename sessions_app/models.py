@@ -1,0 +1,548 @@
+"""What Copilot stores, and the rules the database itself keeps.
+
+Every real-time event VideoDB may deliver more than once (webhooks are at-least-once, the
+relay backfills after a reconnect), so each event table has a unique constraint on the
+identity VideoDB gives it: a repeat becomes a no-op in the database, not in a hopeful
+``if``. Times are kept as VideoDB sends them (epoch milliseconds, ``*_ms``) and, where pages
+filter or sort by them, as aware datetimes.
+
+Nothing here imports a service, the gateway or a view: models sit at the bottom.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    """Epoch milliseconds (VideoDB's clock) → aware UTC datetime."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_share_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class User(AbstractUser):
+    """Copilot's user. Custom from day one so that fields can be added without a rewrite."""
+
+    display_name = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+
+class InvalidTransition(Exception):
+    """A status change that the session lifecycle does not allow."""
+
+    def __init__(self, current: str, new: str) -> None:
+        super().__init__(f"a capture session cannot go from {current!r} to {new!r}")
+        self.current = current
+        self.new = new
+
+
+class CaptureSession(models.Model):
+    """One capture run: created by Copilot, activated by the desktop client, driven by VideoDB."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", "Created"
+        STARTING = "starting", "Starting"
+        ACTIVE = "active", "Active"
+        STOPPING = "stopping", "Stopping"
+        STOPPED = "stopped", "Stopped"
+        EXPORTED = "exported", "Exported"
+        FAILED = "failed", "Failed"
+
+    # The one place the lifecycle is written down. Webhooks arrive late, duplicated and out of
+    # order, so the rule is "forward only": any later state may follow an earlier one (a
+    # `stopped` that overtakes `active` is taken), nothing goes back (a late `starting` after
+    # `active` is a no-op), and `failed` ends any session that has not already ended.
+    # `exported` follows `stopping` as well as `stopped` because the stop webhook may be lost.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.CREATED: frozenset(
+            {Status.STARTING, Status.ACTIVE, Status.STOPPING, Status.STOPPED, Status.FAILED}
+        ),
+        Status.STARTING: frozenset({Status.ACTIVE, Status.STOPPING, Status.STOPPED, Status.FAILED}),
+        Status.ACTIVE: frozenset({Status.STOPPING, Status.STOPPED, Status.FAILED}),
+        Status.STOPPING: frozenset({Status.STOPPED, Status.EXPORTED, Status.FAILED}),
+        Status.STOPPED: frozenset({Status.EXPORTED, Status.FAILED}),
+        Status.EXPORTED: frozenset(),
+        Status.FAILED: frozenset(),
+    }
+    LIVE_STATUSES = frozenset({Status.STARTING, Status.ACTIVE, Status.STOPPING})
+    ENDED_STATUSES = frozenset({Status.STOPPED, Status.EXPORTED, Status.FAILED})
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="capture_sessions"
+    )
+    title = models.CharField(max_length=200)
+    videodb_id = models.CharField(
+        "VideoDB id",
+        max_length=64,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="The cap-… id VideoDB gave the session; empty until VideoDB has created it.",
+    )
+    end_user_id = models.CharField(max_length=128, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREATED)
+    error = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="What failed, as VideoDB or Copilot reported it: {code, message, …}.",
+    )
+    exported_video_id = models.CharField(max_length=64, blank=True)
+    stream_url = models.URLField(max_length=1000, blank=True)
+    player_url = models.URLField(max_length=1000, blank=True)
+    audio_prompt = models.TextField(blank=True, default="Extract key decisions and action items")
+    visual_prompt = models.TextField(blank=True, default="Describe what is on screen")
+    alert_rules = models.ManyToManyField("AlertRule", blank=True, related_name="capture_sessions")
+    webhook_secret = models.CharField(
+        max_length=64, unique=True, default=new_webhook_secret, editable=False
+    )
+    # Live updates carry a per-session sequence number so a browser that reconnects can ask
+    # for exactly what it missed; this is the last number handed out.
+    last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The dashboard and history: "my sessions, newest first", optionally by status.
+            models.Index(fields=["owner", "-created_at"], name="session_owner_recent_idx"),
+            models.Index(fields=["owner", "status"], name="session_owner_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "created",
+                        "starting",
+                        "active",
+                        "stopping",
+                        "stopped",
+                        "exported",
+                        "failed",
+                    ]
+                ),
+                name="session_status_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True)
+                | Q(started_at__isnull=True)
+                | Q(ended_at__gte=F("started_at")),
+                name="session_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.videodb_id or 'not yet created'})"
+
+    @classmethod
+    def can_transition(cls, current: str, new: str) -> bool:
+        return new in cls.TRANSITIONS.get(current, frozenset())
+
+    @classmethod
+    def predecessors(cls, new: str) -> list[str]:
+        """The statuses from which ``new`` may be entered."""
+        return [old for old, nexts in cls.TRANSITIONS.items() if new in nexts]
+
+    def transition_to(self, new: str) -> None:
+        """Change the status in memory, refusing what the lifecycle does not allow."""
+        if not self.can_transition(self.status, new):
+            raise InvalidTransition(self.status, new)
+        self.status = new
+
+    def advance(self, new: str, **fields: object) -> bool:
+        """Move to ``new`` in the database if, and only if, the stored status allows it.
+
+        The UPDATE is filtered on the allowed predecessors, so two workers applying the same
+        webhook race safely: exactly one of them changes the row and gets ``True``.
+        """
+        values = {"status": new, "updated_at": timezone.now(), **fields}
+        changed = (
+            type(self)
+            .objects.filter(pk=self.pk, status__in=self.predecessors(new))
+            .update(**values)
+        )
+        if changed:
+            for name, value in values.items():
+                setattr(self, name, value)
+        else:
+            self.refresh_from_db(fields=["status"])
+        return bool(changed)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE_STATUSES
+
+    @property
+    def has_ended(self) -> bool:
+        return self.status in self.ENDED_STATUSES
+
+
+class RTStream(models.Model):
+    """One real-time media stream: VideoDB makes one per captured channel."""
+
+    class Kind(models.TextChoices):
+        MIC = "mic", "Microphone"
+        SYSTEM_AUDIO = "system_audio", "System audio"
+        SCREEN = "screen", "Screen"
+        OTHER = "other", "Other"
+
+    videodb_id = models.CharField("VideoDB id", max_length=64, unique=True)
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="streams")
+    name = models.CharField(max_length=128, help_text="mic:default, system_audio:default, …")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.OTHER)
+    media_types = models.JSONField(default=list, blank=True, help_text='["audio"], ["video"]')
+    speaker_label = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Who this channel is in the transcript; renaming it relabels every line.",
+    )
+    last_event_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="VideoDB time of the newest event on this stream."
+    )
+    last_event_received_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "name"], name="stream_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.videodb_id})"
+
+    @classmethod
+    def kind_for(cls, name: str, channel_id: str = "") -> str:
+        """The channel kind from VideoDB's channel category or, failing that, its name."""
+        category = (channel_id or name.split(":", 1)[0]).lower()
+        if category in {"mic", "microphone"}:
+            return cls.Kind.MIC
+        if category == "system_audio":
+            return cls.Kind.SYSTEM_AUDIO
+        if category in {"screen", "display"}:
+            return cls.Kind.SCREEN
+        return cls.Kind.OTHER
+
+    @property
+    def has_audio(self) -> bool:
+        return "audio" in self.media_types
+
+    @property
+    def has_video(self) -> bool:
+        return "video" in self.media_types
+
+    @property
+    def speaker(self) -> str:
+        if self.speaker_label:
+            return self.speaker_label
+        return {
+            self.Kind.MIC: "Me",
+            self.Kind.SYSTEM_AUDIO: "Others",
+            self.Kind.SCREEN: "Screen",
+        }.get(self.kind, self.name)
+
+
+class StreamOperation(models.Model):
+    """An AI operation started on a stream. The unique key is what makes "start" idempotent:
+    a task records the operation when VideoDB accepted it and never starts a recorded one."""
+
+    class Kind(models.TextChoices):
+        TRANSCRIPT = "transcript", "Transcript"
+        AUDIO_INDEX = "audio_index", "Audio index"
+        VISUAL_INDEX = "visual_index", "Visual index"
+        ALERT = "alert", "Alert"
+
+    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # "transcript", "audio_index", "visual_index" or "alert:<rule id>": one of each per stream.
+    key = models.CharField(max_length=64)
+    alert_rule = models.ForeignKey(
+        "AlertRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
+    )
+    remote_id = models.CharField(
+        max_length=64, blank=True, help_text="VideoDB's id for it: scene index id or alert id."
+    )
+    index_id = models.CharField(
+        max_length=64, blank=True, help_text="For alerts: the scene index they watch."
+    )
+    ws_connection_id = models.CharField(max_length=128, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["stream", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "key"], name="operation_once_per_stream"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} on {self.stream.name}"
+
+
+class TranscriptSegment(models.Model):
+    """Speech on one stream. VideoDB sends interim text that grows and then one final text,
+    all with the same start time: (stream, start_ms) is the segment's identity, so interims
+    update one row in place, the final replaces them, and a repeat stores nothing new."""
+
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="segments")
+    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="segments")
+    text = models.TextField()
+    is_final = models.BooleanField(default=False)
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+    seq = models.PositiveBigIntegerField(
+        default=0, help_text="Session sequence of the last change."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["start_ms", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["stream", "start_ms"], name="segment_once_per_start"),
+            models.CheckConstraint(
+                condition=Q(end_ms__gte=F("start_ms")), name="segment_end_after_start"
+            ),
+        ]
+        indexes = [
+            # The live page and history: a session's transcript in time order.
+            models.Index(fields=["session", "start_ms"], name="segment_session_time_idx"),
+            # Replay after a reconnect: "everything in this session after sequence N".
+            models.Index(fields=["session", "seq"], name="segment_session_seq_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{'final' if self.is_final else 'interim'} @{self.start_ms}: {self.text[:60]}"
+
+    @property
+    def start_at(self) -> datetime | None:
+        return ms_to_datetime(self.start_ms)
+
+
+class Insight(models.Model):
+    """A scene (visual) or audio index result: what was on screen, what was decided."""
+
+    class Kind(models.TextChoices):
+        VISUAL = "visual", "On screen"
+        AUDIO = "audio", "Audio insight"
+
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="insights")
+    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="insights")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    index_id = models.CharField(max_length=64, blank=True)
+    text = models.TextField()
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+    seq = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["start_ms", "id"]
+        constraints = [
+            # One index of each kind runs per stream (see StreamOperation), so its window
+            # start identifies a result whether it came over the socket or from a backfill.
+            models.UniqueConstraint(
+                fields=["stream", "kind", "start_ms"], name="insight_once_per_window"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_ms__gte=F("start_ms")), name="insight_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["visual", "audio"]), name="insight_kind_known"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["session", "kind", "start_ms"], name="insight_session_time_idx"),
+            models.Index(fields=["session", "seq"], name="insight_session_seq_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} @{self.start_ms}: {self.text[:60]}"
+
+
+class AlertRule(models.Model):
+    """A user's plain-language detection rule, turned into a VideoDB event and alerts."""
+
+    class Target(models.TextChoices):
+        AUDIO = "audio", "Speech"
+        VISUAL = "visual", "Screen"
+        BOTH = "both", "Speech and screen"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    label = models.SlugField(max_length=64, help_text="Short name shown on alerts: pricing_shared")
+    prompt = models.TextField(help_text="What to watch for, in plain language.")
+    target = models.CharField(max_length=8, choices=Target.choices, default=Target.BOTH)
+    is_enabled = models.BooleanField(default=True)
+    videodb_event_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "label"], name="alert_rule_label_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def watches_audio(self) -> bool:
+        return self.target in {self.Target.AUDIO, self.Target.BOTH}
+
+    @property
+    def watches_visual(self) -> bool:
+        return self.target in {self.Target.VISUAL, self.Target.BOTH}
+
+
+class Alert(models.Model):
+    """An alert that fired. It may arrive twice (callback and WebSocket): (stream, label,
+    start_ms) is its identity, so the second arrival stores nothing."""
+
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="alerts")
+    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.ForeignKey(
+        AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    label = models.CharField(max_length=128)
+    triggered = models.BooleanField(default=True)
+    confidence = models.FloatField(null=True, blank=True)
+    text = models.TextField(blank=True, help_text="VideoDB's explanation, when it sends one.")
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+    seq = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["start_ms", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stream", "label", "start_ms"], name="alert_once_per_moment"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_ms__gte=F("start_ms")), name="alert_end_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True)
+                | (Q(confidence__gte=0) & Q(confidence__lte=1)),
+                name="alert_confidence_0_1",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["session", "start_ms"], name="alert_session_time_idx"),
+            models.Index(fields=["session", "seq"], name="alert_session_seq_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} @{self.start_ms}"
+
+
+class WebhookDelivery(models.Model):
+    """One accepted webhook delivery, stored before it is acted on, so none is ever lost."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    dedupe_key = models.CharField(max_length=200, unique=True)
+    session = models.ForeignKey(
+        CaptureSession, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    event = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, blank=True)
+    event_timestamp = models.DateTimeField(null=True, blank=True)
+    raw_body = models.TextField()
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["session", "-received_at"], name="delivery_session_idx"),
+            # The reconciler's query: "accepted but never processed", oldest first.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="delivery_unprocessed_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} for {self.session_id} ({self.outcome})"
+
+
+class ShareLinkQuerySet(models.QuerySet):
+    def valid(self, now: datetime | None = None) -> ShareLinkQuerySet:
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ShareLink(models.Model):
+    """A revocable, optionally expiring link that lets anyone holding it view a session."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer"
+
+    session = models.ForeignKey(
+        CaptureSession, on_delete=models.CASCADE, related_name="share_links"
+    )
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_links"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(role__in=["viewer"]), name="share_role_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} link to {self.session_id}"
+
+    def is_valid(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now

@@ -1,0 +1,31 @@
+"""Sharing a session with viewers through revocable, expiring links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from sessions_app.models import CaptureSession, ShareLink, User
+
+
+def create_link(
+    session: CaptureSession, created_by: User, *, expires_at: datetime | None = None
+) -> ShareLink:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValueError("a share link must expire in the future")
+    return ShareLink.objects.create(session=session, created_by=created_by, expires_at=expires_at)
+
+
+def resolve(token: str) -> ShareLink | None:
+    """The valid link for ``token``, or None: revoked, expired and unknown look the same."""
+    return ShareLink.objects.valid().select_related("session").filter(token=token).first()
+
+
+def revoke(link: ShareLink) -> bool:
+    """Revoke ``link``; True if this call revoked it, False if it already was."""
+    now = timezone.now()
+    changed = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if changed:
+        link.revoked_at = now
+    return bool(changed)

@@ -1,0 +1,219 @@
+"""Fixtures that read like the domain: owners, strangers, sessions, streams, a running server.
+
+Run through ``./dev test`` (both backends) or ``./dev pytest …`` (the embedded default),
+which set the environment the settings need.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.core.management import call_command
+
+from sessions_app.models import CaptureSession, RTStream, User
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """Same algorithm and hash format as production, far fewer rounds: a Daphne started by a
+    test still verifies these hashes with its stock hasher, which reads the rounds from them."""
+
+    iterations = 1_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> None:
+    settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collected_static() -> None:
+    """Tests run with DEBUG off, like production, so pages need the collected manifest."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+# --- people --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(username: str, **fields: object) -> User:
+        return User.objects.create_user(username=username, password=PASSWORD, **fields)
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user: Callable[..., User]) -> User:
+    return make_user("olivia", display_name="Olivia Owner")
+
+
+@pytest.fixture
+def stranger(make_user: Callable[..., User]) -> User:
+    return make_user("sam", display_name="Sam Stranger")
+
+
+@pytest.fixture
+def staff(make_user: Callable[..., User]) -> User:
+    return make_user("ada", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def owner_client(client, owner: User):
+    client.force_login(owner)
+    return client
+
+
+# --- sessions and streams ------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_session(db: None) -> Callable[..., CaptureSession]:
+    counter = iter(range(1, 10_000))
+
+    def make(owner: User, **fields: object) -> CaptureSession:
+        n = next(counter)
+        fields.setdefault("title", f"Weekly planning #{n}")
+        fields.setdefault("videodb_id", f"cap-test-{owner.pk}-{n}")
+        fields.setdefault("end_user_id", f"user-{owner.pk}")
+        return CaptureSession.objects.create(owner=owner, **fields)
+
+    return make
+
+
+@pytest.fixture
+def meeting(make_session: Callable[..., CaptureSession], owner: User) -> CaptureSession:
+    return make_session(owner, title="Q3 roadmap review", status=CaptureSession.Status.ACTIVE)
+
+
+@pytest.fixture
+def make_stream(db: None) -> Callable[..., RTStream]:
+    media = {"mic": ["audio"], "system_audio": ["audio"], "display": ["video"]}
+
+    def make(session: CaptureSession, name: str = "mic:default", **fields: object) -> RTStream:
+        category = name.split(":", 1)[0]
+        fields.setdefault("videodb_id", f"rts-{session.pk}-{name.replace(':', '-')}")
+        fields.setdefault("kind", RTStream.kind_for(name))
+        fields.setdefault("media_types", media.get(category, ["audio"]))
+        return RTStream.objects.create(session=session, name=name, **fields)
+
+    return make
+
+
+@pytest.fixture
+def mic(make_stream: Callable[..., RTStream], meeting: CaptureSession) -> RTStream:
+    return make_stream(meeting, "mic:default")
+
+
+# --- real servers --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the database the tests are using right now (pytest-django's test copy)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    user = quote(db.get("USER") or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+@pytest.fixture
+def live_server_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
+    """A real Daphne (``manage.py serve``) on a free port, on the tests' own database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    log = (tmp_path / "daphne.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+# --- a real browser ------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium) -> Iterator[object]:
+    context = chromium.new_context()
+    page = context.new_page()
+    page.console_messages = []  # every console line, to catch CSP violations and JS errors
+    page.on("console", lambda message: page.console_messages.append(message.text))
+    page.on("pageerror", lambda error: page.console_messages.append(f"pageerror: {error}"))
+    yield page
+    context.close()
