@@ -78,16 +78,55 @@ class InProcessWorker:
         self._thread = None
 
 
-def serve(host: str, port: int, *, embedded: bool) -> None:
+class InProcessBeat:
+    """Celery beat (the reconciler's clock) as a thread of this process."""
+
+    def __init__(self, app: Celery, schedule_path: str) -> None:
+        from celery.beat import EmbeddedService
+
+        self._service = EmbeddedService(app, schedule_filename=schedule_path, thread=True)
+
+    def start(self) -> None:
+        self._service.start()
+        logger.info("in-process Celery beat started")
+
+    def stop(self) -> None:
+        self._service.stop()
+
+
+def start_local_emulator(base_url: str) -> object:
+    """The dev runner's VideoDB: the emulator on VIDEODB_BASE_URL's port, in a thread."""
+    from urllib.parse import urlsplit
+
+    from videodb_emulator.config import make_config
+    from videodb_emulator.server import EmulatorServer
+
+    parts = urlsplit(base_url)
+    server = EmulatorServer(make_config(host=parts.hostname, port=parts.port or 80))
+    server.start_in_thread()
+    logger.info("local VideoDB emulator on %s", base_url)
+    return server
+
+
+def serve(host: str, port: int, *, embedded: bool, with_emulator: bool = False) -> None:
     """Serve the ASGI application with Daphne until SIGINT/SIGTERM."""
     from daphne.server import Server
+    from django.conf import settings
 
     from copilot.asgi import application
     from copilot.celery import app as celery_app
 
+    emulator = start_local_emulator(settings.VIDEODB_BASE_URL) if with_emulator else None
     worker = InProcessWorker(celery_app) if embedded else None
+    beat = (
+        InProcessBeat(celery_app, str(settings.VAR_DIR / "celerybeat-schedule"))
+        if embedded
+        else None
+    )
     if worker is not None:
         worker.start()
+    if beat is not None:
+        beat.start()
     try:
         Server(
             application=application,
@@ -98,5 +137,9 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
             verbosity=1,
         ).run()
     finally:
+        if beat is not None:
+            beat.stop()
         if worker is not None:
             worker.stop()
+        if emulator is not None:
+            emulator.stop_thread()

@@ -17,6 +17,7 @@ from django.utils.csp import CSP
 from copilot.env import (
     database_config,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -129,6 +130,14 @@ AUTH_PASSWORD_VALIDATORS = [
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     _default_db = database_config(_database_url)
+    if _default_db["ENGINE"] == "django.db.backends.postgresql":
+        # A pool instead of a connection per request: under ASGI Django closes connections
+        # at the end of every request, and opening one costs more than most of our views.
+        _default_db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("DATABASE_POOL_SIZE", 20, minimum=2),
+            "timeout": 10,
+        }
 else:
     _default_db = {
         "ENGINE": "django.db.backends.sqlite3",
@@ -219,6 +228,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 0.5,
 }
 CELERY_TASK_DEFAULT_QUEUE = "copilot"
+# Seconds of the first retry delay; each further try doubles it (copilot/celery.py).
+TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 2, minimum=0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+CELERY_BEAT_SCHEDULE = {
+    "reconcile": {
+        "task": "sessions.reconcile",
+        "schedule": float(env_int("RECONCILE_INTERVAL_SECONDS", 30, minimum=1)),
+    },
+}
+# The reconciler's clocks (sessions_app/tasks.py): a delivery not processed after this long
+# is enqueued again; a live session unchanged for this long is re-read from VideoDB; an AI
+# operation claimed this long ago by a worker that never finished is taken over.
+RECONCILE_REQUEUE_AFTER_SECONDS = env_int("RECONCILE_REQUEUE_AFTER_SECONDS", 30, minimum=0)
+RECONCILE_SESSION_LAG_SECONDS = env_int("RECONCILE_SESSION_LAG_SECONDS", 120, minimum=0)
+OPERATION_CLAIM_STALE_SECONDS = env_int("OPERATION_CLAIM_STALE_SECONDS", 300, minimum=1)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- VideoDB -----------------------------------------------------------------------------
@@ -232,6 +261,8 @@ VIDEODB_BASE_URL = env_url(
     schemes=("http", "https"),
 ).rstrip("/")
 VIDEODB_CLIENT_TOKEN_TTL = env_int("VIDEODB_CLIENT_TOKEN_TTL", 600, minimum=60)
+# How fast "Play a simulated meeting" plays its script (1 = real time), emulator only.
+SIMULATED_MEETING_SPEED = env_float("SIMULATED_MEETING_SPEED", 1.0, minimum=0.1)
 
 # --- Static files ------------------------------------------------------------------------
 

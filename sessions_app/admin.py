@@ -7,26 +7,34 @@ may look and act through actions, but never rewrite what VideoDB said.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from sessions_app import sharing
+from sessions_app import gateway, lifecycle, sharing, tasks
 from sessions_app.models import (
     Alert,
     AlertRule,
     CaptureSession,
     Insight,
+    RelayConnection,
     RTStream,
     ShareLink,
     StreamOperation,
     TranscriptSegment,
     User,
     WebhookDelivery,
+    WebhookRejection,
 )
+
+admin.site.site_header = "Copilot administration"
+admin.site.site_title = "Copilot admin"
+admin.site.index_title = "Sessions, streams and what VideoDB sent"
 
 
 def _pretty_json(value: object) -> str:
@@ -81,11 +89,18 @@ class AlertInline(ReadOnlyInline):
     fields = ("label", "stream", "triggered", "confidence", "start_ms", "end_ms", "rule")
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Alert]:
+        # Each row shows its stream and rule: fetch them with the rows, not one query apiece.
+        return super().get_queryset(request).select_related("stream", "rule")
+
 
 class ShareLinkInline(ReadOnlyInline):
     model = ShareLink
     fields = ("role", "created_by", "created_at", "expires_at", "revoked_at")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ShareLink]:
+        return super().get_queryset(request).select_related("created_by")
 
 
 @admin.register(CaptureSession)
@@ -108,6 +123,9 @@ class CaptureSessionAdmin(admin.ModelAdmin):
         "streams__videodb_id",
     )
     list_select_related = ("owner",)
+    # Explicit, because the counts' GROUP BY drops Meta.ordering: without it the share-link
+    # form's session autocomplete pages through an unordered queryset.
+    ordering = ("-created_at", "-id")
     date_hierarchy = "created_at"
     inlines = (RTStreamInline, AlertInline, ShareLinkInline)
     autocomplete_fields = ("owner",)
@@ -149,6 +167,21 @@ class CaptureSessionAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+    actions = ("stop_capture",)
+
+    @admin.action(description="Stop the selected captures in VideoDB")
+    def stop_capture(self, request: HttpRequest, queryset: QuerySet[CaptureSession]) -> None:
+        stopped, refused = 0, []
+        for session in queryset:
+            try:
+                if lifecycle.stop_capture(session):
+                    stopped += 1
+            except gateway.GatewayError as exc:
+                refused.append(f"{session.title}: {exc.message}")
+        self.message_user(request, f"Asked VideoDB to stop {stopped} capture(s).", messages.SUCCESS)
+        for problem in refused:
+            self.message_user(request, problem, messages.ERROR)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaptureSession]:
         return (
@@ -280,6 +313,29 @@ class WebhookDeliveryAdmin(VideoDBDataAdmin):
         "error",
     )
     exclude = ("raw_body", "payload")
+    actions = ("reprocess",)
+
+    @admin.action(description="Process the selected deliveries again")
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        queued = 0
+        with transaction.atomic():
+            for delivery in queryset:
+                if lifecycle.reset_delivery(delivery):
+                    queued += 1
+                    transaction.on_commit(
+                        partial(tasks.process_delivery.delay, delivery.pk), robust=True
+                    )
+        skipped = queryset.count() - queued
+        self.message_user(
+            request,
+            f"Queued {queued} delivery(ies) for processing"
+            + (
+                f"; {skipped} of events Copilot does not act on were left alone."
+                if skipped
+                else "."
+            ),
+            messages.SUCCESS,
+        )
 
     @admin.display(description="Raw body")
     def pretty_body(self, obj: WebhookDelivery) -> str:
@@ -307,3 +363,18 @@ class ShareLinkAdmin(admin.ModelAdmin):
     def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
         revoked = sum(1 for link in queryset if sharing.revoke(link))
         self.message_user(request, f"Revoked {revoked} link(s).", messages.SUCCESS)
+
+
+@admin.register(RelayConnection)
+class RelayConnectionAdmin(VideoDBDataAdmin):
+    list_display = ("shard", "connection_id", "connected_at", "heartbeat_at")
+    search_fields = ("shard", "connection_id")
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(VideoDBDataAdmin):
+    """Refused webhook calls by reason: a rising count of bad secrets is worth a look."""
+
+    list_display = ("reason", "count", "last_at")
+    search_fields = ("reason",)
+    ordering = ("-last_at",)

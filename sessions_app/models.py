@@ -107,6 +107,10 @@ class CaptureSession(models.Model):
         blank=True,
         help_text="What failed, as VideoDB or Copilot reported it: {code, message, …}.",
     )
+    ai_error = models.TextField(
+        blank=True, help_text="The last AI operation that could not be started, and why."
+    )
+    export_requested_at = models.DateTimeField(null=True, blank=True)
     exported_video_id = models.CharField(max_length=64, blank=True)
     stream_url = models.URLField(max_length=1000, blank=True)
     player_url = models.URLField(max_length=1000, blank=True)
@@ -267,8 +271,13 @@ class RTStream(models.Model):
 
 
 class StreamOperation(models.Model):
-    """An AI operation started on a stream. The unique key is what makes "start" idempotent:
-    a task records the operation when VideoDB accepted it and never starts a recorded one."""
+    """An AI operation on a stream, claimed before it is started so it is started once.
+
+    The unique (stream, key) row is the claim: whoever inserts it calls VideoDB, and marks it
+    started with VideoDB's id when VideoDB accepted. A duplicate or retried task finds the row
+    and does nothing. A failed start releases the claim (deletes the row) so a retry can take
+    it; a claim left by a worker that died mid-call goes stale and the reconciler retakes it.
+    """
 
     class Kind(models.TextChoices):
         TRANSCRIPT = "transcript", "Transcript"
@@ -276,10 +285,15 @@ class StreamOperation(models.Model):
         VISUAL_INDEX = "visual_index", "Visual index"
         ALERT = "alert", "Alert"
 
+    class State(models.TextChoices):
+        CLAIMED = "claimed", "Being started"
+        STARTED = "started", "Started"
+
     stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="operations")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     # "transcript", "audio_index", "visual_index" or "alert:<rule id>": one of each per stream.
     key = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.CLAIMED)
     alert_rule = models.ForeignKey(
         "AlertRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations"
     )
@@ -290,17 +304,22 @@ class StreamOperation(models.Model):
         max_length=64, blank=True, help_text="For alerts: the scene index they watch."
     )
     ws_connection_id = models.CharField(max_length=128, blank=True)
-    started_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["stream", "key"]
         constraints = [
             models.UniqueConstraint(fields=["stream", "key"], name="operation_once_per_stream"),
+            models.CheckConstraint(
+                condition=Q(state="claimed") | Q(started_at__isnull=False),
+                name="operation_started_has_time",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.key} on {self.stream.name}"
+        return f"{self.key} on {self.stream.name} ({self.state})"
 
 
 class TranscriptSegment(models.Model):
@@ -546,3 +565,31 @@ class ShareLink(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > now
+
+
+class RelayConnection(models.Model):
+    """Where a relay process publishes its VideoDB WebSocket connection id and heartbeat.
+
+    AI operations deliver their events to the connection id they were started with, so the
+    tasks that start them read the freshest one here (and start without one when no relay
+    is up: the relay backfills through the API once it connects).
+    """
+
+    shard = models.CharField(max_length=64, unique=True, default="default")
+    connection_id = models.CharField(max_length=128, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"relay {self.shard}: {self.connection_id or 'disconnected'}"
+
+
+class WebhookRejection(models.Model):
+    """Counts refused webhook calls by reason; nothing of a refused body is kept."""
+
+    reason = models.CharField(max_length=32, unique=True)
+    count = models.PositiveBigIntegerField(default=0)
+    last_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.count}"

@@ -1,7 +1,24 @@
 from django.urls import path
 
-from sessions_app import views
+from sessions_app import views, webhooks
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("sessions/new/", views.new_session, name="session-new"),
+    path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
+    path("sessions/<int:pk>/status/", views.session_status, name="session-status"),
+    path("sessions/<int:pk>/token/", views.regenerate_token, name="session-token"),
+    path("sessions/<int:pk>/simulate/", views.simulate, name="session-simulate"),
+    path("api/sessions/<int:pk>/client-token/", views.client_token_json, name="api-client-token"),
+    path("rules/", views.rule_list, name="rule-list"),
+    path("rules/new/", views.rule_edit, name="rule-new"),
+    path("rules/<int:pk>/", views.rule_edit, name="rule-edit"),
+    path("rules/<int:pk>/toggle/", views.rule_toggle, name="rule-toggle"),
+    path("rules/<int:pk>/delete/", views.rule_delete, name="rule-delete"),
+    path("webhooks/videodb/<str:secret>/", webhooks.lifecycle_webhook, name="videodb-webhook"),
+    path(
+        "webhooks/videodb/<str:secret>/alerts/<str:rtstream_id>/",
+        webhooks.alert_callback,
+        name="videodb-alert-callback",
+    ),
 ]

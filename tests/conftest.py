@@ -151,34 +151,85 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
+class Process:
+    """A Copilot process started by a test (Daphne or a Celery worker), logging to a file."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.popen = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, not a shutdown."""
+        self.popen.kill()
+        self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def process_env(**overrides: str | None) -> dict[str, str]:
+    """This test run's environment for a child process, on the tests' own database."""
+    env = {**os.environ, "DATABASE_URL": database_url_for_subprocess()}
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def start_server(tmp_path: Path, port: int | None = None, **env: str | None) -> tuple[str, Process]:
+    """A real Daphne (``manage.py serve``); on the embedded default it runs the worker too."""
+    port = port or free_port()
+    process = Process(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        process_env(
+            ALLOWED_HOSTS="127.0.0.1,localhost", PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", **env
+        ),
+        tmp_path / f"daphne-{port}.log",
+    )
+    try:
+        wait_for_port(port, process.popen)
+    except RuntimeError:
+        process.stop()
+        raise RuntimeError(f"Daphne did not start:\n{process.log()}") from None
+    return f"http://127.0.0.1:{port}", process
+
+
+def start_worker(tmp_path: Path, name: str = "worker", **env: str | None) -> Process:
+    """A separate ``celery -A copilot worker`` process (PostgreSQL + Redis only)."""
+    return Process(
+        [sys.executable, "-m", "celery", "-A", "copilot", "worker", "--pool", "threads",
+         "--concurrency", "4", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+         "--hostname", f"{name}@%h"],
+        process_env(**env),
+        tmp_path / f"{name}.log",
+    )  # fmt: skip
+
+
 @pytest.fixture
 def live_server_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """A real Daphne (``manage.py serve``) on a free port, on the tests' own database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_subprocess(),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-    }
-    log = (tmp_path / "daphne.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    url, process = start_server(tmp_path)
     try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        process.stop()
 
 
 # --- a real browser ------------------------------------------------------------------------
@@ -186,8 +237,14 @@ def live_server_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[object]:
+    """Debian's Chromium through Playwright, started and stopped around each test.
+
+    Playwright's sync API keeps an asyncio loop running in the main thread while it is
+    started; kept for the whole session, that loop would make every later database test
+    fail with SynchronousOnlyOperation and every later asyncio test unable to start.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -217,3 +274,37 @@ def page(chromium) -> Iterator[object]:
     page.on("pageerror", lambda error: page.console_messages.append(f"pageerror: {error}"))
     yield page
     context.close()
+
+
+# --- VideoDB: the local emulator, driven through the real SDK -----------------------------
+
+TINY_MEETING = ROOT / "tests" / "emulator" / "tiny_meeting.toml"
+
+
+@pytest.fixture
+def videodb(settings) -> Iterator[object]:
+    """A fresh emulator on a free port, with Copilot's gateway pointed at it."""
+    from sessions_app import gateway
+    from videodb_emulator.testing import running_emulator
+
+    with running_emulator(webhook_backoff_base=0.05, webhook_max_attempts=20) as emulator:
+        settings.VIDEODB_API_KEY = ""
+        settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
+        settings.VIDEODB_BASE_URL = emulator.base_url
+        settings.VIDEODB_USES_EMULATOR = True
+        gateway.reset()
+        yield emulator
+        gateway.reset()
+
+
+@pytest.fixture
+def in_process_worker(django_db_blocker) -> Iterator[object]:
+    """A real Celery worker thread consuming from the configured broker (memory or Redis)."""
+    from copilot.celery import app
+    from copilot.runtime import InProcessWorker
+
+    worker = InProcessWorker(app, concurrency=2)
+    with django_db_blocker.unblock():  # Celery's Django fix-up resets connections at start
+        worker.start()
+    yield worker
+    worker.stop()

@@ -15,8 +15,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
         parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+        parser.add_argument(
+            "--with-emulator",
+            action="store_true",
+            help="also run the local VideoDB emulator on VIDEODB_BASE_URL (development only)",
+        )
 
-    def handle(self, *args: object, host: str, port: int, **options: object) -> None:
+    def handle(
+        self, *args: object, host: str, port: int, with_emulator: bool, **options: object
+    ) -> None:
         if not 0 < port < 65536:
             raise CommandError(f"--port must be between 1 and 65535; got {port}")
         embedded = settings.EMBEDDED
@@ -24,4 +31,6 @@ class Command(BaseCommand):
             f"Copilot on http://{host}:{port}/ "
             + ("(embedded: in-memory layer, in-process worker)" if embedded else "(Redis)")
         )
-        runtime.serve(host, port, embedded=embedded)
+        if with_emulator and not settings.VIDEODB_USES_EMULATOR:
+            raise CommandError("--with-emulator makes no sense with VIDEODB_API_KEY set")
+        runtime.serve(host, port, embedded=embedded, with_emulator=with_emulator)

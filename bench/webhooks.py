@@ -1,0 +1,239 @@
+"""Webhook receiver benchmark: ack latency and accepted deliveries per second.
+
+Starts a real Daphne (``manage.py serve``) on PostgreSQL + Redis, creates sessions, then
+sends every webhook delivery 10 times, concurrently and shuffled, the way an at-least-once
+sender that retries aggressively would. Reports ack latency p50/p99 and throughput, and
+checks that exactly one row (and one task message) exists per unique delivery: none lost,
+none doubled.
+
+    .venv/bin/python bench/webhooks.py                       # defaults below
+    .venv/bin/python bench/webhooks.py --unique 3000 --concurrency 64 --servers 2
+
+Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL). Targets (issue 4):
+ack p99 <= 20 ms and >= 1,000 deliveries/s accepted, with none lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/copilot_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+EVENTS = [
+    "capture_session.created",
+    "capture_session.starting",
+    "capture_session.active",
+    "capture_session.stopping",
+    "capture_session.stopped",
+    "capture_session.exported",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def prepare_database(database_url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_setup(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "copilot.settings")
+    import django
+
+    django.setup()
+
+
+def make_sessions(count: int) -> list[tuple[str, str]]:
+    from sessions_app.models import CaptureSession, User
+
+    owner, _ = User.objects.get_or_create(username="bench")
+    sessions = CaptureSession.objects.bulk_create(
+        CaptureSession(owner=owner, title=f"Bench {n}", videodb_id=f"cap-bench-{n}")
+        for n in range(count)
+    )
+    return [(s.videodb_id, s.webhook_secret) for s in sessions]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, **env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+             "LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    import socket
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("Daphne did not start")
+
+
+async def fire(
+    urls: list[str], requests: list[tuple[int, str, bytes]], concurrency: int
+) -> tuple[list[float], dict[int, int], float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as client:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    server, path, body = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                async with client.post(
+                    urls[server] + path, data=body, headers={"Content-Type": "application/json"}
+                ) as response:
+                    await response.read()
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return latencies, statuses, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--unique", type=int, default=2000, help="distinct deliveries")
+    parser.add_argument("--repeat", type=int, default=10, help="times each is sent")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--servers", type=int, default=1, help="Daphne processes")
+    args = parser.parse_args()
+
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-only",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    prepare_database(database_url)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        cwd=ROOT, env={**os.environ, **env}, check=True,
+    )  # fmt: skip
+    django_setup(env)
+    import redis
+
+    broker = redis.Redis.from_url(redis_url)
+    broker.flushdb()
+    sessions = make_sessions(args.sessions)
+
+    deliveries = []
+    for n in range(args.unique):
+        session_id, secret = sessions[n % len(sessions)]
+        body = json.dumps(
+            {
+                "version": "2",
+                "event": EVENTS[n % len(EVENTS)],
+                "event_id": f"evt-{uuid.uuid4().hex}",
+                "timestamp": "2026-01-20T12:34:56Z",
+                "capture_session_id": session_id,
+                "status": EVENTS[n % len(EVENTS)].rsplit(".", 1)[1],
+                "data": {},
+            }
+        ).encode()
+        deliveries.append((f"/webhooks/videodb/{secret}/", body))
+    requests = [
+        (random.randrange(args.servers), path, body)
+        for path, body in deliveries
+        for _ in range(args.repeat)
+    ]
+    random.shuffle(requests)
+
+    ports = [free_port() for _ in range(args.servers)]
+    servers = [start_server(env, port) for port in ports]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        asyncio.run(fire(urls, requests[:200], 8))  # warm up connections and imports
+        from sessions_app.models import WebhookDelivery
+
+        WebhookDelivery.objects.all().delete()
+        broker.flushdb()
+        cpu_before = sum(cpu_seconds(server.pid) for server in servers)
+        latencies, statuses, elapsed = asyncio.run(fire(urls, requests, args.concurrency))
+        server_cpu = sum(cpu_seconds(server.pid) for server in servers) - cpu_before
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+
+    stored = WebhookDelivery.objects.count()
+    queued = broker.llen("copilot")
+    print(f"{len(requests)} requests ({args.unique} deliveries x {args.repeat}), "
+          f"concurrency {args.concurrency}, {args.servers} Daphne process(es), "
+          f"PostgreSQL + Redis, {os.cpu_count()} cores")  # fmt: skip
+    print(f"ack latency ms: p50 {percentile(latencies, 50):.1f}  "
+          f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
+          f"mean {statistics.fmean(latencies):.1f}")  # fmt: skip
+    print(f"throughput: {len(requests) / elapsed:.0f} deliveries/s accepted "
+          f"({args.unique / elapsed:.0f} unique/s) in {elapsed:.1f} s")  # fmt: skip
+    print(f"Daphne CPU: {server_cpu * 1000 / len(requests):.2f} ms per request "
+          f"({server_cpu / elapsed:.2f} cores busy)")  # fmt: skip
+    print(f"statuses: {statuses}")
+    print(f"stored rows: {stored} (expected {args.unique}); task messages queued: {queued}")
+    print(f"lost: {args.unique - stored}, doubled: {max(0, stored - args.unique)}")
+    print("rerun: .venv/bin/python bench/webhooks.py " + " ".join(sys.argv[1:]))
+    broker.flushdb()
+
+
+if __name__ == "__main__":
+    main()

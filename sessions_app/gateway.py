@@ -1,0 +1,351 @@
+"""The one door to VideoDB: the only module that imports ``videodb``.
+
+It takes and returns plain values (ids, dicts, small dataclasses), never model instances,
+and turns every SDK failure into ``RetryableGatewayError`` (try again later: network,
+timeouts, 5xx, 429) or ``PermanentGatewayError`` (a retry would fail the same way: bad
+key, unknown id, refused request). Because everything goes through here, the local
+emulator and the real service are one setting apart (``VIDEODB_API_KEY``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import videodb
+from django.conf import settings
+from videodb.exceptions import (
+    AuthenticationError,
+    InvalidRequestError,
+    RequestTimeoutError,
+    VideodbError,
+)
+
+logger = logging.getLogger(__name__)
+
+COLLECTION = "default"
+# Audio insights are batched by time so each one covers a readable stretch of the meeting;
+# visual descriptions sample a few frames every few seconds.
+AUDIO_BATCH = {"type": "time", "value": 30}
+VISUAL_BATCH = {"type": "time", "value": 10, "frame_count": 3}
+# Our indexes carry these names, so that after a crash we can find one we started but
+# never recorded instead of starting a second.
+AUDIO_INDEX_NAME = "copilot-audio"
+VISUAL_INDEX_NAME = "copilot-visual"
+
+
+class GatewayError(Exception):
+    """VideoDB refused or could not be reached. ``retryable`` says whether to try again."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RetryableGatewayError(GatewayError):
+    retryable = True
+
+
+class PermanentGatewayError(GatewayError):
+    retryable = False
+
+
+@dataclass(frozen=True)
+class RemoteStream:
+    id: str
+    name: str
+    channel_id: str = ""
+    media_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteSession:
+    id: str
+    status: str
+    end_user_id: str = ""
+    callback_url: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    exported_video_id: str = ""
+    export_status: str = ""
+    streams: tuple[RemoteStream, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    status: str
+    video_id: str = ""
+    stream_url: str = ""
+    player_url: str = ""
+
+
+_lock = threading.Lock()
+_connection: Any = None
+
+
+def _connect() -> Any:
+    """One SDK connection per process, made on first use from settings."""
+    global _connection
+    with _lock:
+        if _connection is None:
+            api_key = settings.VIDEODB_API_KEY or settings.VIDEODB_EMULATOR_API_KEY
+            _connection = videodb.connect(api_key=api_key, base_url=settings.VIDEODB_BASE_URL)
+        return _connection
+
+
+def reset() -> None:
+    """Forget the connection (after the settings changed, e.g. in tests)."""
+    global _connection
+    with _lock:
+        _connection = None
+
+
+def _translate(exc: Exception, action: str) -> GatewayError:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    detail = str(exc)
+    message = f"VideoDB could not {action}: {detail}"
+    if isinstance(exc, AuthenticationError):
+        return PermanentGatewayError(message, status=401)
+    if isinstance(exc, RequestTimeoutError | requests.RequestException):
+        return RetryableGatewayError(message, status=status)
+    if isinstance(exc, InvalidRequestError):
+        # No response: the connection failed or urllib3 gave up retrying 502/503/504.
+        if status is None or status >= 500 or status == 429:
+            return RetryableGatewayError(message, status=status)
+        return PermanentGatewayError(message, status=status)
+    return PermanentGatewayError(message, status=status)
+
+
+class _Call:
+    """``with _Call("start the transcript"):`` turns SDK errors into gateway errors."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or not isinstance(exc, VideodbError | requests.RequestException):
+            return False
+        error = _translate(exc, self.action)  # type: ignore[arg-type]
+        logger.warning("%s (retryable=%s)", error.message, error.retryable)
+        raise error from exc
+
+
+def _infer_media_types(raw: dict[str, Any]) -> tuple[str, ...]:
+    declared = raw.get("media_types")
+    if isinstance(declared, list) and all(isinstance(m, str) for m in declared):
+        return tuple(declared)
+    category = (raw.get("channel_id") or raw.get("name") or "").split(":", 1)[0].lower()
+    if category in {"screen", "display", "video"}:
+        return ("video",)
+    if category in {"mic", "microphone", "system_audio", "audio"}:
+        return ("audio",)
+    return ()
+
+
+def _stream_from(raw: dict[str, Any]) -> RemoteStream:
+    return RemoteStream(
+        id=str(raw.get("rtstream_id") or raw.get("id") or ""),
+        name=str(raw.get("name") or ""),
+        channel_id=str(raw.get("channel_id") or ""),
+        media_types=_infer_media_types(raw),
+    )
+
+
+def _session_from(raw: dict[str, Any], session_id: str = "") -> RemoteSession:
+    if isinstance(raw.get("data"), dict) and "status" not in raw:
+        raw = raw["data"]
+    streams = tuple(
+        _stream_from(item) for item in raw.get("rtstreams") or [] if isinstance(item, dict)
+    )
+    return RemoteSession(
+        id=str(raw.get("session_id") or raw.get("id") or session_id),
+        status=str(raw.get("status") or ""),
+        end_user_id=str(raw.get("end_user_id") or ""),
+        callback_url=str(raw.get("callback_url") or ""),
+        metadata=raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {},
+        exported_video_id=str(raw.get("exported_video_id") or ""),
+        export_status=str(raw.get("export_status") or ""),
+        streams=tuple(s for s in streams if s.id),
+    )
+
+
+def _session_path(session_id: str) -> str:
+    return f"collection/{COLLECTION}/capture/session/{session_id}"
+
+
+# --- capture sessions ----------------------------------------------------------------------
+
+
+def create_capture_session(
+    *, end_user_id: str, callback_url: str, metadata: dict[str, Any]
+) -> RemoteSession:
+    with _Call("create the capture session"):
+        session = _connect().create_capture_session(
+            end_user_id=end_user_id,
+            collection_id=COLLECTION,
+            callback_url=callback_url or None,
+            metadata=metadata,
+        )
+    if not session.id:
+        raise PermanentGatewayError("VideoDB created a capture session without an id")
+    return RemoteSession(
+        id=session.id,
+        status=session.status or "created",
+        end_user_id=session.end_user_id or end_user_id,
+        callback_url=session.callback_url or callback_url,
+        metadata=session.metadata or {},
+    )
+
+
+def get_capture_session(session_id: str) -> RemoteSession:
+    # The raw dict, read through the SDK's own HTTP client: the SDK's CaptureSession object
+    # drops the streams' media types, which decide what AI each stream gets.
+    with _Call("read the capture session"):
+        raw = _connect().get(path=_session_path(session_id))
+    if not isinstance(raw, dict):
+        raise RetryableGatewayError("VideoDB answered the session read with no data")
+    return _session_from(raw, session_id)
+
+
+def generate_client_token(expires_in: int | None = None) -> str:
+    ttl = expires_in or settings.VIDEODB_CLIENT_TOKEN_TTL
+    with _Call("mint a client token"):
+        token = _connect().generate_client_token(expires_in=ttl)
+    if not token:
+        raise RetryableGatewayError("VideoDB answered the token request without a token")
+    return token
+
+
+def export_capture_session(session_id: str) -> ExportResult:
+    with _Call("export the capture session"):
+        raw = _connect().post(path=f"{_session_path(session_id)}/export", data={})
+    raw = raw if isinstance(raw, dict) else {}
+    return ExportResult(
+        status=str(raw.get("export_status") or ""),
+        video_id=str(raw.get("video_id") or raw.get("exported_video_id") or ""),
+        stream_url=str(raw.get("stream_url") or ""),
+        player_url=str(raw.get("player_url") or ""),
+    )
+
+
+# --- AI operations on RTStreams -------------------------------------------------------------
+
+
+def _rtstream(rtstream_id: str) -> Any:
+    # Built locally from the id (the SDK object is a thin wrapper around it), which saves a
+    # GET per operation on the hot path of starting a session's AI.
+    from videodb.rtstream import RTStream
+
+    return RTStream(_connect(), id=rtstream_id, collection_id=COLLECTION)
+
+
+def start_transcript(rtstream_id: str, *, ws_connection_id: str | None) -> None:
+    with _Call("start the transcript"):
+        _rtstream(rtstream_id).start_transcript(ws_connection_id=ws_connection_id or None)
+
+
+def stop_transcript(rtstream_id: str) -> None:
+    with _Call("stop the transcript"):
+        _rtstream(rtstream_id).stop_transcript()
+
+
+def _index_id(index: Any) -> str:
+    index_id = getattr(index, "rtstream_index_id", None) or getattr(index, "id", None)
+    if not index_id:
+        raise PermanentGatewayError("VideoDB started an index without an id")
+    return str(index_id)
+
+
+def index_audio(rtstream_id: str, *, prompt: str, ws_connection_id: str | None) -> str:
+    with _Call("start the audio index"):
+        index = _rtstream(rtstream_id).index_audio(
+            prompt=prompt,
+            batch_config=AUDIO_BATCH,
+            name=AUDIO_INDEX_NAME,
+            ws_connection_id=ws_connection_id or None,
+        )
+    return _index_id(index)
+
+
+def index_visuals(rtstream_id: str, *, prompt: str, ws_connection_id: str | None) -> str:
+    with _Call("start the visual index"):
+        index = _rtstream(rtstream_id).index_visuals(
+            prompt=prompt,
+            batch_config=VISUAL_BATCH,
+            name=VISUAL_INDEX_NAME,
+            ws_connection_id=ws_connection_id or None,
+        )
+    return _index_id(index)
+
+
+def create_event(*, prompt: str, label: str) -> str:
+    with _Call("create the alert event"):
+        event_id = _connect().create_event(event_prompt=prompt, label=label)
+    if not event_id:
+        raise PermanentGatewayError("VideoDB created an event without an id")
+    return str(event_id)
+
+
+def create_alert(
+    rtstream_id: str,
+    index_id: str,
+    *,
+    event_id: str,
+    callback_url: str,
+    ws_connection_id: str | None,
+) -> str:
+    from videodb.rtstream import RTStreamSceneIndex
+
+    index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
+    with _Call("create the alert"):
+        alert_id = index.create_alert(
+            event_id, callback_url=callback_url, ws_connection_id=ws_connection_id or None
+        )
+    if not alert_id:
+        raise PermanentGatewayError("VideoDB created an alert without an id")
+    return str(alert_id)
+
+
+def stop_capture_session(session_id: str) -> None:
+    """Stop a capture from the backend (an operator's action).
+
+    VideoDB lets only the desktop client stop a capture, so the backend mints a one-minute
+    client token and makes the client's call with it; the API key itself is never used on
+    the client path.
+    """
+    token = generate_client_token(60)
+    with _Call("stop the capture session"):
+        client = videodb.connect(session_token=token, base_url=settings.VIDEODB_BASE_URL)
+        client.post(path=f"capture/session/{session_id}/stop", data={})
+
+
+def find_scene_index(rtstream_id: str, name: str) -> str | None:
+    """The id of the stream's scene index called ``name``, if VideoDB has one."""
+    with _Call("list the stream's indexes"):
+        indexes = _rtstream(rtstream_id).list_scene_indexes() or []
+    for index in indexes:
+        if getattr(index, "name", None) == name:
+            return _index_id(index)
+    return None
+
+
+def find_alert(rtstream_id: str, index_id: str, *, event_id: str) -> str | None:
+    """The id of the alert for ``event_id`` on that index, if VideoDB has one."""
+    from videodb.rtstream import RTStreamSceneIndex
+
+    index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
+    with _Call("list the index's alerts"):
+        alerts = index.list_alerts() or []
+    for alert in alerts:
+        if isinstance(alert, dict) and alert.get("event_id") == event_id:
+            return str(alert.get("alert_id") or alert.get("id") or "") or None
+    return None

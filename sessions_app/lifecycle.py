@@ -1,0 +1,367 @@
+"""Applying a capture session's lifecycle, whoever noticed the change first.
+
+Webhook deliveries are hints: the truth is what VideoDB says when asked again. This module
+re-reads a session through the gateway, moves the stored status forward only (see
+``CaptureSession.TRANSITIONS``), refreshes its streams, and starts each AI operation once
+(``StreamOperation`` is the claim). Tasks, the reconciler and admin actions all call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions_app import gateway
+from sessions_app.deliveries import LIFECYCLE_EVENTS
+from sessions_app.models import (
+    AlertRule,
+    CaptureSession,
+    RelayConnection,
+    RTStream,
+    StreamOperation,
+    WebhookDelivery,
+)
+
+logger = logging.getLogger(__name__)
+
+S = CaptureSession.Status
+OP = StreamOperation.Kind
+# A relay that has not beaten for this long is gone; starting operations against its
+# connection id would send their events nowhere.
+RELAY_FRESHNESS = timedelta(seconds=90)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    status: str
+    changed: bool
+    start_ai: bool
+    request_export: bool
+
+
+def current_ws_connection_id() -> str | None:
+    """The connection id of a live relay, or None (operations then start without one)."""
+    relay = (
+        RelayConnection.objects.exclude(connection_id="")
+        .filter(heartbeat_at__gte=timezone.now() - RELAY_FRESHNESS)
+        .order_by("-heartbeat_at")
+        .first()
+    )
+    return relay.connection_id if relay else None
+
+
+def alert_callback_url(session: CaptureSession, rtstream_id: str) -> str:
+    path = reverse(
+        "videodb-alert-callback",
+        kwargs={"secret": session.webhook_secret, "rtstream_id": rtstream_id},
+    )
+    return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+# --- status and streams ---------------------------------------------------------------------
+
+
+def _declared_media(hint: dict[str, Any] | None) -> dict[str, tuple[str, ...]]:
+    """Media types per stream id from a webhook's data.rtstreams, when it carried them."""
+    streams = ((hint or {}).get("data") or {}).get("rtstreams") or []
+    declared: dict[str, tuple[str, ...]] = {}
+    for item in streams:
+        if isinstance(item, dict) and isinstance(item.get("media_types"), list):
+            declared[str(item.get("rtstream_id") or item.get("id"))] = tuple(
+                m for m in item["media_types"] if isinstance(m, str)
+            )
+    return declared
+
+
+def _upsert_stream(session: CaptureSession, remote: gateway.RemoteStream, media: tuple) -> None:
+    values = {
+        "session": session,
+        "name": remote.name or remote.id,
+        "kind": RTStream.kind_for(remote.name, remote.channel_id),
+        "media_types": list(media),
+    }
+    try:
+        with transaction.atomic():
+            RTStream.objects.update_or_create(videodb_id=remote.id, defaults=values)
+    except IntegrityError:  # a concurrent task created it between our read and write
+        RTStream.objects.filter(videodb_id=remote.id).update(
+            **{k: v for k, v in values.items() if k != "session"}
+        )
+
+
+def sync_streams(
+    session: CaptureSession, remote: gateway.RemoteSession, hint: dict | None = None
+) -> None:
+    declared = _declared_media(hint)
+    for stream in remote.streams:
+        _upsert_stream(session, stream, stream.media_types or declared.get(stream.id, ()))
+
+
+def _fields_for(session: CaptureSession, status: str, hint: dict | None) -> dict[str, Any]:
+    now = timezone.now()
+    data = (hint or {}).get("data") or {}
+    fields: dict[str, Any] = {}
+    if status == S.ACTIVE and session.started_at is None:
+        fields["started_at"] = now
+    if status in CaptureSession.ENDED_STATUSES and session.ended_at is None:
+        fields["ended_at"] = now
+        if session.started_at is None:
+            fields["started_at"] = now
+    if status == S.EXPORTED:
+        for name, key in (
+            ("exported_video_id", "exported_video_id"),
+            ("stream_url", "stream_url"),
+            ("player_url", "player_url"),
+        ):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                fields[name] = value[:1000]
+    if status == S.FAILED:
+        error = data.get("error")
+        fields["error"] = (
+            error if isinstance(error, dict) else {"message": str(error or "VideoDB failed")}
+        )
+    return fields
+
+
+def _advance(session: CaptureSession, status: str, hint: dict | None) -> bool:
+    if status not in S.values or not CaptureSession.can_transition(session.status, status):
+        return False
+    return session.advance(status, **_fields_for(session, status, hint))
+
+
+def apply_remote(
+    session: CaptureSession, remote: gateway.RemoteSession, hint: dict | None = None
+) -> SyncResult:
+    """Bring the stored session up to what VideoDB says, plus an authenticated hint that is
+    further along (VideoDB's read side may lag its own webhooks by a moment)."""
+    sync_streams(session, remote, hint)
+    changed = _advance(session, remote.status, hint)
+    hinted = LIFECYCLE_EVENTS.get((hint or {}).get("event", ""))
+    if hinted and hinted != session.status:
+        changed = _advance(session, hinted, hint) or changed
+    if session.status == S.EXPORTED and not session.exported_video_id:
+        video_id = remote.exported_video_id or ""
+        if video_id:
+            CaptureSession.objects.filter(pk=session.pk).update(exported_video_id=video_id)
+            session.exported_video_id = video_id
+    return SyncResult(
+        status=session.status,
+        changed=changed,
+        start_ai=session.status == S.ACTIVE,
+        request_export=session.status == S.STOPPED and not session.exported_video_id,
+    )
+
+
+def process_delivery(delivery_id: int) -> SyncResult | None:
+    """Act on one stored webhook delivery. None if it is gone or already processed."""
+    delivery = WebhookDelivery.objects.select_related("session").filter(pk=delivery_id).first()
+    if delivery is None or delivery.processed_at is not None:
+        return None
+    WebhookDelivery.objects.filter(pk=delivery_id).update(attempts=delivery.attempts + 1)
+    session = delivery.session
+    remote = gateway.get_capture_session(session.videodb_id)
+    result = apply_remote(session, remote, hint=delivery.payload)
+    WebhookDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
+        processed_at=timezone.now(), outcome=WebhookDelivery.Outcome.PROCESSED, error=""
+    )
+    return result
+
+
+def record_delivery_failure(delivery_id: int, message: str) -> None:
+    WebhookDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
+        processed_at=timezone.now(), outcome=WebhookDelivery.Outcome.FAILED, error=message
+    )
+
+
+def sync_session(session_id: int) -> SyncResult | None:
+    """Re-read a session from VideoDB and apply it (the reconciler's repair)."""
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is None or not session.videodb_id:
+        return None
+    return apply_remote(session, gateway.get_capture_session(session.videodb_id))
+
+
+# --- AI operations --------------------------------------------------------------------------
+
+
+def _claim(
+    stream: RTStream, key: str, kind: str, **fields: Any
+) -> tuple[StreamOperation | None, bool]:
+    """Take the claim on (stream, key). Returns (operation, retaken): (None, False) when it is
+    started or another worker holds it; retaken is True for a stale claim taken over."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            op = StreamOperation.objects.create(
+                stream=stream, key=key, kind=kind, claimed_at=now, **fields
+            )
+            return op, False
+    except IntegrityError:
+        pass
+    op = StreamOperation.objects.get(stream=stream, key=key)
+    if op.state == StreamOperation.State.STARTED:
+        return None, False
+    retaken = StreamOperation.objects.filter(
+        pk=op.pk,
+        state=StreamOperation.State.CLAIMED,
+        claimed_at__lt=now - timedelta(seconds=settings.OPERATION_CLAIM_STALE_SECONDS),
+    ).update(claimed_at=now, **fields)
+    return (StreamOperation.objects.get(pk=op.pk), True) if retaken else (None, False)
+
+
+def ensure_operation(
+    stream: RTStream,
+    key: str,
+    kind: str,
+    start: Callable[[], str | None],
+    *,
+    find: Callable[[], str | None] | None = None,
+    **fields: Any,
+) -> str | None:
+    """Start an operation once. Returns VideoDB's id for it ("" when VideoDB gives none) if
+    this call started it, None if it was already started or is being started elsewhere.
+
+    ``find`` looks the operation up in VideoDB; it is asked before re-taking a stale claim,
+    because the worker that died holding it may have started the operation after all.
+    """
+    op, retaken = _claim(stream, key, kind, **fields)
+    if op is None:
+        return None
+    try:
+        existing = find() if retaken and find is not None else None
+        remote_id = existing or start() or ""
+    except gateway.GatewayError:
+        # Release the claim so the retry (or the reconciler) can take it again.
+        StreamOperation.objects.filter(pk=op.pk, state=StreamOperation.State.CLAIMED).delete()
+        raise
+    StreamOperation.objects.filter(pk=op.pk).update(
+        state=StreamOperation.State.STARTED, remote_id=remote_id, started_at=timezone.now()
+    )
+    logger.info("%s %s on %s", "adopted" if existing else "started", key, stream.videodb_id)
+    return remote_id
+
+
+def _started(stream: RTStream, key: str) -> StreamOperation | None:
+    return stream.operations.filter(key=key, state=StreamOperation.State.STARTED).first()
+
+
+def _ensure_event(rule: AlertRule) -> str:
+    if rule.videodb_event_id:
+        return rule.videodb_event_id
+    event_id = gateway.create_event(prompt=rule.prompt, label=rule.label)
+    # Two workers may both create one; the first recorded wins and the other is unused.
+    AlertRule.objects.filter(pk=rule.pk, videodb_event_id="").update(videodb_event_id=event_id)
+    rule.refresh_from_db(fields=["videodb_event_id"])
+    return rule.videodb_event_id
+
+
+def start_ai(session_id: int) -> list[str]:
+    """Start transcript and indexes on every stream of an active session, then its alerts.
+
+    Returns the keys this call started. Safe to run any number of times, concurrently.
+    """
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is None or session.status != S.ACTIVE:
+        return []
+    ws = current_ws_connection_id()
+    started: list[str] = []
+    streams = list(session.streams.all())
+
+    # fmt: off
+    def run(stream: RTStream, key: str, kind: str, start: Callable[[], Any], **kw: Any) -> None:
+        if ensure_operation(stream, key, kind, start, ws_connection_id=ws or "", **kw) is not None:
+            started.append(f"{stream.videodb_id}:{key}")
+
+    for stream in streams:
+        rts = stream.videodb_id
+        if stream.has_audio:
+            run(stream, OP.TRANSCRIPT, OP.TRANSCRIPT,
+                partial(gateway.start_transcript, rts, ws_connection_id=ws))
+        if stream.has_audio and session.audio_prompt.strip():
+            run(stream, OP.AUDIO_INDEX, OP.AUDIO_INDEX,
+                partial(gateway.index_audio, rts, prompt=session.audio_prompt,
+                        ws_connection_id=ws),
+                find=partial(gateway.find_scene_index, rts, gateway.AUDIO_INDEX_NAME))
+        if stream.has_video and session.visual_prompt.strip():
+            run(stream, OP.VISUAL_INDEX, OP.VISUAL_INDEX,
+                partial(gateway.index_visuals, rts, prompt=session.visual_prompt,
+                        ws_connection_id=ws),
+                find=partial(gateway.find_scene_index, rts, gateway.VISUAL_INDEX_NAME))
+
+    # Alerts watch an index, so they come after the indexes they need have started.
+    for rule in session.alert_rules.filter(is_enabled=True):
+        targets = []
+        if rule.watches_audio:
+            targets.append(("audio", OP.AUDIO_INDEX))
+        if rule.watches_visual:
+            targets.append(("visual", OP.VISUAL_INDEX))
+        for stream in streams:
+            for medium, index_key in targets:
+                index = _started(stream, index_key)
+                if index is None or not index.remote_id:
+                    continue
+                event_id = _ensure_event(rule)
+                run(stream, f"alert:{rule.pk}:{medium}", OP.ALERT,
+                    partial(gateway.create_alert, stream.videodb_id, index.remote_id,
+                            event_id=event_id,
+                            callback_url=alert_callback_url(session, stream.videodb_id),
+                            ws_connection_id=ws),
+                    find=partial(gateway.find_alert, stream.videodb_id, index.remote_id,
+                                 event_id=event_id),
+                    alert_rule=rule, index_id=index.remote_id)
+    # fmt: on
+    if started:
+        CaptureSession.objects.filter(pk=session.pk).update(ai_error="")
+    return started
+
+
+def record_ai_failure(session_id: int, message: str) -> None:
+    CaptureSession.objects.filter(pk=session_id).update(ai_error=message[:2000])
+
+
+def request_export(session_id: int) -> str:
+    """Ask VideoDB to export a stopped session; store the video if it is ready at once."""
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is None or session.status != S.STOPPED or session.exported_video_id:
+        return "not needed"
+    result = gateway.export_capture_session(session.videodb_id)
+    CaptureSession.objects.filter(pk=session_id).update(export_requested_at=timezone.now())
+    if result.status == "exported" and result.video_id:
+        session.advance(
+            S.EXPORTED,
+            exported_video_id=result.video_id,
+            stream_url=result.stream_url[:1000],
+            player_url=result.player_url[:1000],
+        )
+        return "exported"
+    return result.status or "requested"
+
+
+def stop_capture(session: CaptureSession) -> bool:
+    """Ask VideoDB to stop a live capture. False if it is not live; the stop itself arrives
+    later through the usual webhooks (and the reconciler, if those are lost)."""
+    if not session.videodb_id or session.has_ended:
+        return False
+    gateway.stop_capture_session(session.videodb_id)
+    return True
+
+
+def reset_delivery(delivery: WebhookDelivery) -> bool:
+    """Mark a delivery to be processed again (an operator's action). False for a delivery
+    of an event Copilot does not act on."""
+    if delivery.event not in LIFECYCLE_EVENTS:
+        return False
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        processed_at=None, outcome=WebhookDelivery.Outcome.PENDING, error=""
+    )
+    return True

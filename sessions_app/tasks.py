@@ -1,0 +1,152 @@
+"""Celery tasks: small, idempotent, ids in, retried with backoff on what may pass.
+
+Each task wraps one lifecycle service call. Only ``RetryableGatewayError`` (VideoDB
+unreachable, timing out or answering 5xx) is retried; a permanent refusal is recorded at
+once where the user sees it. Policy and backoff: see copilot/celery.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from sessions_app import lifecycle
+from sessions_app.gateway import PermanentGatewayError, RetryableGatewayError
+from sessions_app.models import CaptureSession, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+# Sessions are only watched for this long after creation.
+WATCH_WINDOW = timedelta(days=1)
+EXPORT_RETRY_AFTER = timedelta(minutes=10)
+
+
+def _follow_up(session_id: int, result: lifecycle.SyncResult | None) -> None:
+    if result is None:
+        return
+    if result.start_ai:
+        start_session_ai.delay(session_id)
+    if result.request_export:
+        request_export.delay(session_id)
+
+
+@shared_task(bind=True, name="sessions.process_delivery")
+def process_delivery(self, delivery_id: int) -> str:
+    try:
+        result = lifecycle.process_delivery(delivery_id)
+    except RetryableGatewayError as exc:
+        if self.request.retries >= self.max_retries:
+            lifecycle.record_delivery_failure(delivery_id, exc.message)
+            return "failed"
+        raise self.retry(exc=exc, countdown=self.backoff()) from exc
+    except PermanentGatewayError as exc:
+        lifecycle.record_delivery_failure(delivery_id, exc.message)
+        return "failed"
+    if result is None:
+        return "skipped"
+    delivery = WebhookDelivery.objects.only("session_id").get(pk=delivery_id)
+    _follow_up(delivery.session_id, result)
+    return result.status
+
+
+@shared_task(bind=True, name="sessions.start_session_ai")
+def start_session_ai(self, session_id: int) -> list[str]:
+    try:
+        return lifecycle.start_ai(session_id)
+    except RetryableGatewayError as exc:
+        if self.request.retries >= self.max_retries:
+            lifecycle.record_ai_failure(session_id, f"gave up after retries: {exc.message}")
+            raise
+        lifecycle.record_ai_failure(session_id, f"retrying: {exc.message}")
+        raise self.retry(exc=exc, countdown=self.backoff()) from exc
+    except PermanentGatewayError as exc:
+        lifecycle.record_ai_failure(session_id, exc.message)
+        return []
+
+
+@shared_task(bind=True, name="sessions.request_export")
+def request_export(self, session_id: int) -> str:
+    try:
+        return lifecycle.request_export(session_id)
+    except RetryableGatewayError as exc:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(exc=exc, countdown=self.backoff()) from exc
+    except PermanentGatewayError as exc:
+        logger.warning("export of session %s refused: %s", session_id, exc.message)
+        return "refused"
+
+
+@shared_task(bind=True, name="sessions.sync_session")
+def sync_session(self, session_id: int) -> str:
+    try:
+        result = lifecycle.sync_session(session_id)
+    except RetryableGatewayError as exc:
+        if self.request.retries >= self.max_retries:
+            return "failed"
+        raise self.retry(exc=exc, countdown=self.backoff()) from exc
+    except PermanentGatewayError as exc:
+        logger.warning("re-reading session %s refused: %s", session_id, exc.message)
+        return "refused"
+    _follow_up(session_id, result)
+    return result.status if result else "skipped"
+
+
+@shared_task(name="sessions.reconcile")
+def reconcile() -> dict[str, int]:
+    """Periodic repair, so that an accepted webhook is never lost.
+
+    - deliveries stored but never processed (the broker was down when the receiver tried
+      to publish, or a worker died with the message) are enqueued again;
+    - sessions that should be moving but have not changed for a while are re-read from
+      VideoDB, which also restarts AI operations whose start failed or was abandoned;
+    - stopped sessions whose export request got no answer are asked again.
+    Running it twice is harmless: every task it enqueues is idempotent.
+    """
+    now = timezone.now()
+    # Younger deliveries are probably still on their way through the broker.
+    requeue_after = timedelta(seconds=settings.RECONCILE_REQUEUE_AFTER_SECONDS)
+    session_lag = timedelta(seconds=settings.RECONCILE_SESSION_LAG_SECONDS)
+    pending = list(
+        WebhookDelivery.objects.filter(
+            processed_at__isnull=True, received_at__lte=now - requeue_after
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:500]
+    )
+    for delivery_id in pending:
+        process_delivery.delay(delivery_id)
+
+    lagging = list(
+        CaptureSession.objects.filter(
+            status__in=[
+                CaptureSession.Status.CREATED,
+                CaptureSession.Status.STARTING,
+                CaptureSession.Status.ACTIVE,
+                CaptureSession.Status.STOPPING,
+            ],
+            videodb_id__isnull=False,
+            updated_at__lte=now - session_lag,
+            created_at__gte=now - WATCH_WINDOW,
+        ).values_list("pk", flat=True)[:200]
+    )
+    for session_id in lagging:
+        sync_session.delay(session_id)
+        CaptureSession.objects.filter(pk=session_id).update(updated_at=now)
+
+    unexported = list(
+        CaptureSession.objects.filter(
+            status=CaptureSession.Status.STOPPED,
+            exported_video_id="",
+            created_at__gte=now - WATCH_WINDOW,
+        )
+        .exclude(export_requested_at__gte=now - EXPORT_RETRY_AFTER)
+        .values_list("pk", flat=True)[:200]
+    )
+    for session_id in unexported:
+        request_export.delay(session_id)
+    return {"deliveries": len(pending), "sessions": len(lagging), "exports": len(unexported)}

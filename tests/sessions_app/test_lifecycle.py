@@ -1,0 +1,239 @@
+"""The lifecycle service against the emulator, through the real SDK: status moves forward
+only, streams are refreshed from VideoDB, and every AI operation is started exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from sessions_app import capture, gateway, lifecycle
+from sessions_app.models import AlertRule, CaptureSession, StreamOperation, WebhookDelivery
+from tests.conftest import TINY_MEETING
+
+S = CaptureSession.Status
+
+
+@pytest.fixture
+def created(videodb, owner) -> CaptureSession:
+    return capture.create_session(
+        owner,
+        title="Pricing review",
+        audio_prompt="Extract key decisions and action items",
+        visual_prompt="Describe what is on screen",
+    )
+
+
+def play(videodb, session: CaptureSession, speed: float = 1.0) -> None:
+    """The desktop client's part: start capturing with a client token, as a real one would."""
+    token = capture.mint_client_token(session).token
+    videodb.control.simulate(session.videodb_id, TINY_MEETING, speed=speed, client_token=token)
+    videodb.control.wait_for_status(session.videodb_id, "active")
+
+
+def operations(session: CaptureSession) -> set[tuple[str, str]]:
+    return set(
+        StreamOperation.objects.filter(stream__session=session).values_list("stream__name", "key")
+    )
+
+
+EXPECTED_OPERATIONS = {
+    ("mic:default", "transcript"),
+    ("mic:default", "audio_index"),
+    ("system_audio:default", "transcript"),
+    ("system_audio:default", "audio_index"),
+    ("display:1", "visual_index"),
+}
+
+
+@pytest.mark.django_db
+class TestCreatingASession:
+    def test_the_session_exists_in_videodb_with_our_webhook_and_metadata(
+        self, videodb, created, settings
+    ) -> None:
+        remote = videodb.control.session(created.videodb_id)
+        assert created.videodb_id.startswith("cap-")
+        assert remote["callback_url"] == (
+            f"{settings.PUBLIC_BASE_URL}/webhooks/videodb/{created.webhook_secret}/"
+        )
+        assert remote["metadata"]["copilot_session"] == str(created.uuid)
+        assert created.status == S.CREATED
+
+    def test_a_refusal_from_videodb_keeps_nothing(self, videodb, owner, settings) -> None:
+        settings.VIDEODB_EMULATOR_API_KEY = "not-the-key"
+        gateway.reset()
+        with pytest.raises(gateway.PermanentGatewayError) as refused:
+            capture.create_session(owner, title="x", audio_prompt="", visual_prompt="")
+        assert refused.value.status == 401
+        assert not CaptureSession.objects.exists()
+
+    def test_an_outage_is_retryable_and_keeps_nothing(self, videodb, owner) -> None:
+        videodb.control.inject_faults(fail_count=10, status=503)
+        with pytest.raises(gateway.RetryableGatewayError):
+            capture.create_session(owner, title="x", audio_prompt="", visual_prompt="")
+        assert not CaptureSession.objects.exists()
+
+    def test_client_tokens_are_fresh_per_request_and_not_the_api_key(
+        self, videodb, created
+    ) -> None:
+        first = capture.mint_client_token(created)
+        second = capture.mint_client_token(created)
+        assert first.token != second.token
+        assert videodb.api_key not in (first.token, second.token)
+        assert first.capture_session_id == created.videodb_id
+
+
+@pytest.mark.django_db
+class TestApplyingTheLifecycle:
+    def test_syncing_an_active_session_records_its_streams_with_media_types(
+        self, videodb, created
+    ) -> None:
+        play(videodb, created)
+        result = lifecycle.sync_session(created.pk)
+        assert result.status == S.ACTIVE and result.start_ai
+        created.refresh_from_db()
+        assert created.started_at is not None
+        media = {s.name: (s.kind, s.media_types) for s in created.streams.all()}
+        assert media == {
+            "mic:default": ("mic", ["audio"]),
+            "system_audio:default": ("system_audio", ["audio"]),
+            "display:1": ("screen", ["video"]),
+        }
+
+    def test_a_late_starting_after_active_changes_nothing(self, videodb, created) -> None:
+        play(videodb, created)
+        lifecycle.sync_session(created.pk)
+        delivery = WebhookDelivery.objects.create(
+            dedupe_key="late-starting", session=created, event="capture_session.starting",
+            raw_body="{}", payload={"event": "capture_session.starting"},
+        )  # fmt: skip
+        result = lifecycle.process_delivery(delivery.pk)
+        assert result.status == S.ACTIVE and not result.changed
+        delivery.refresh_from_db()
+        assert delivery.outcome == "processed"
+
+    def test_stopped_arriving_before_active_is_taken(self, videodb, created) -> None:
+        play(videodb, created)
+        videodb.control.stop_session(created.videodb_id)
+        videodb.control.wait_for_status(created.videodb_id, "stopped")
+        delivery = WebhookDelivery.objects.create(
+            dedupe_key="stopped-first", session=created, event="capture_session.stopped",
+            raw_body="{}", payload={"event": "capture_session.stopped"},
+        )  # fmt: skip
+        result = lifecycle.process_delivery(delivery.pk)
+        assert result.status == S.STOPPED
+        assert result.request_export and not result.start_ai
+        created.refresh_from_db()
+        assert created.ended_at is not None and created.streams.count() == 3
+
+    def test_a_failed_session_shows_videodb_s_error(self, videodb, created) -> None:
+        play(videodb, created)
+        videodb.control.fail_session(created.videodb_id, code="capture_lost", message="Mic gone")
+        payload = {"event": "capture_session.failed",
+                   "data": {"error": {"code": "capture_lost", "message": "Mic gone"}}}  # fmt: skip
+        delivery = WebhookDelivery.objects.create(
+            dedupe_key="failed", session=created, event=payload["event"], raw_body="{}",
+            payload=payload,
+        )  # fmt: skip
+        assert lifecycle.process_delivery(delivery.pk).status == S.FAILED
+        created.refresh_from_db()
+        assert created.error["message"] == "Mic gone"
+
+    def test_a_stopped_session_is_exported_and_keeps_its_video(self, videodb, created) -> None:
+        play(videodb, created, speed=20)
+        videodb.control.wait_for_meeting(created.videodb_id)
+        videodb.control.wait_for_status(created.videodb_id, "stopped")
+        lifecycle.sync_session(created.pk)
+        outcome = lifecycle.request_export(created.pk)
+        created.refresh_from_db()
+        if outcome != "exported":  # the export finished later: its webhook carries the video
+            videodb.control.wait_for_status(created.videodb_id, "exported")
+            remote = videodb.control.session(created.videodb_id)
+            lifecycle.apply_remote(
+                created,
+                gateway.get_capture_session(created.videodb_id),
+                hint={"event": "capture_session.exported", "data": remote.get("export") or {}},
+            )
+            created.refresh_from_db()
+        assert created.status == S.EXPORTED
+        assert created.exported_video_id
+
+
+@pytest.mark.django_db
+class TestStartingTheAI:
+    def test_each_stream_gets_its_operations_once(self, videodb, created) -> None:
+        play(videodb, created)
+        lifecycle.sync_session(created.pk)
+        first = lifecycle.start_ai(created.pk)
+        assert len(first) == 5
+        assert lifecycle.start_ai(created.pk) == []
+        assert operations(created) == EXPECTED_OPERATIONS
+        assert set(StreamOperation.objects.values_list("state", flat=True)) == {"started"}
+        # VideoDB's side: one index of each kind per stream.
+        conn = videodb.connect()
+        for stream in created.streams.all():
+            indexes = conn.get_collection().get_rtstream(stream.videodb_id).list_scene_indexes()
+            assert len(indexes) == 1
+
+    def test_a_session_that_is_not_active_starts_nothing(self, videodb, created) -> None:
+        assert lifecycle.start_ai(created.pk) == []
+        assert not StreamOperation.objects.exists()
+
+    def test_a_retryable_failure_releases_the_claim_for_the_retry(self, videodb, created) -> None:
+        play(videodb, created)
+        lifecycle.sync_session(created.pk)
+        videodb.control.inject_faults(fail_count=1, status=503)
+        with pytest.raises(gateway.RetryableGatewayError):
+            lifecycle.start_ai(created.pk)
+        assert not StreamOperation.objects.filter(state="claimed").exists()
+        lifecycle.start_ai(created.pk)
+        assert operations(created) == EXPECTED_OPERATIONS
+
+    def test_alert_rules_become_one_event_and_one_alert_per_watched_index(
+        self, videodb, created, owner
+    ) -> None:
+        rule = AlertRule.objects.create(
+            owner=owner, label="pricing", prompt="Someone talks about price", target="both"
+        )
+        created.alert_rules.add(rule)
+        play(videodb, created)
+        lifecycle.sync_session(created.pk)
+        lifecycle.start_ai(created.pk)
+        lifecycle.start_ai(created.pk)
+        rule.refresh_from_db()
+        assert rule.videodb_event_id
+        alerts = set(
+            StreamOperation.objects.filter(kind="alert").values_list("stream__name", "key")
+        )
+        assert alerts == {
+            ("mic:default", f"alert:{rule.pk}:audio"),
+            ("system_audio:default", f"alert:{rule.pk}:audio"),
+            ("display:1", f"alert:{rule.pk}:visual"),
+        }
+        assert len(videodb.connect().list_events()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_start_each_operation_once(videodb, owner) -> None:
+    session = capture.create_session(
+        owner, title="Race", audio_prompt="Decisions", visual_prompt="Screen"
+    )
+    play(videodb, session)
+    lifecycle.sync_session(session.pk)
+    results: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            results.append(lifecycle.start_ai(session.pk))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    started = [key for result in results for key in result]
+    assert len(started) == len(set(started)) == 5

@@ -1,0 +1,228 @@
+"""The webhook receiver: right status for every kind of input, no effect from bad input,
+and exactly one stored delivery (and one enqueued task) however often VideoDB repeats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from sessions_app import ingest
+from sessions_app.models import Alert, CaptureSession, WebhookDelivery, WebhookRejection
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def vdb() -> Client:
+    """VideoDB's side of the wire: no cookies, and CSRF checks on as for any stranger."""
+    return Client(enforce_csrf_checks=True)
+
+
+def envelope(session: CaptureSession, event: str = "capture_session.active", **extra) -> dict:
+    body = {
+        "version": "2",
+        "event": event,
+        "timestamp": "2026-01-20T12:34:56Z",
+        "capture_session_id": session.videodb_id,
+        "end_user_id": session.end_user_id,
+        "status": event.rsplit(".", 1)[-1],
+        "data": {},
+    }
+    body.update(extra)
+    return body
+
+
+def post(client: Client, session: CaptureSession, body, *, secret: str | None = None):
+    url = reverse("videodb-webhook", kwargs={"secret": secret or session.webhook_secret})
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return client.post(url, data=data, content_type="application/json")
+
+
+def rejections() -> int:
+    return sum(WebhookRejection.objects.values_list("count", flat=True))
+
+
+class TestAccepting:
+    def test_a_delivery_is_stored_and_its_task_enqueued_on_commit(
+        self, vdb, meeting, django_capture_on_commit_callbacks
+    ) -> None:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            response = post(vdb, meeting, envelope(meeting, event_id="evt-1"))
+        assert response.status_code == 200
+        assert response.json() == {"status": "accepted"}
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.session, delivery.event, delivery.outcome) == (
+            meeting,
+            "capture_session.active",
+            "pending",
+        )
+        assert json.loads(delivery.raw_body)["event_id"] == "evt-1"
+        assert len(callbacks) == 1
+
+    def test_a_repeat_with_the_same_event_id_answers_200_and_changes_nothing(
+        self, vdb, meeting, django_capture_on_commit_callbacks
+    ) -> None:
+        post(vdb, meeting, envelope(meeting, event_id="evt-1"))
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            response = post(vdb, meeting, envelope(meeting, event_id="evt-1"))
+        assert response.status_code == 200
+        assert response.json() == {"status": "duplicate"}
+        assert WebhookDelivery.objects.count() == 1
+        assert callbacks == []
+
+    def test_without_an_event_id_session_event_and_timestamp_identify_a_delivery(
+        self, vdb, meeting
+    ) -> None:
+        post(vdb, meeting, envelope(meeting))
+        assert post(vdb, meeting, envelope(meeting)).json() == {"status": "duplicate"}
+        later = envelope(meeting, timestamp="2026-01-20T12:35:00Z")
+        assert post(vdb, meeting, later).json() == {"status": "accepted"}
+        stopped = envelope(meeting, "capture_session.stopped")
+        assert post(vdb, meeting, stopped).json() == {"status": "accepted"}
+        assert WebhookDelivery.objects.count() == 3
+
+    def test_an_unknown_event_is_stored_and_acknowledged_but_not_acted_on(
+        self, vdb, meeting, django_capture_on_commit_callbacks
+    ) -> None:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            response = post(vdb, meeting, envelope(meeting, "capture_session.paused"))
+        assert response.json() == {"status": "ignored"}
+        delivery = WebhookDelivery.objects.get()
+        assert delivery.outcome == "ignored"
+        assert delivery.processed_at is not None
+        assert callbacks == []
+
+
+class TestRefusing:
+    def test_a_forged_secret_is_a_404_and_leaves_only_a_counter(self, vdb, meeting) -> None:
+        response = post(vdb, meeting, envelope(meeting), secret="x" * 43)
+        assert response.status_code == 404
+        assert WebhookDelivery.objects.count() == 0
+        assert rejections() == 1
+
+    def test_another_sessions_id_under_this_secret_is_a_404(
+        self, vdb, meeting, make_session, owner
+    ) -> None:
+        other = make_session(owner)
+        response = post(vdb, meeting, envelope(other))
+        assert response.status_code == 404
+        assert response.json() == {"error": "no such webhook"}
+        assert WebhookDelivery.objects.count() == 0
+
+    @pytest.mark.parametrize(
+        ("body", "message"),
+        [
+            (b"{not json", "not valid JSON"),
+            (b"\xff\xfe", "not valid JSON"),
+            (b"[1, 2]", "must be a JSON object"),
+            ({"capture_session_id": "cap-1", "timestamp": "2026-01-20T12:34:56Z"},
+             "'event' is required"),
+            ({"event": "capture_session.active", "timestamp": "2026-01-20T12:34:56Z"},
+             "'capture_session_id' is required"),
+            ({"event": 7, "capture_session_id": "cap-1", "timestamp": "2026-01-20T12:34:56Z"},
+             "'event' must be a string"),
+            ({"event": "capture_session.active", "capture_session_id": "cap-1",
+              "timestamp": "yesterday"}, "'timestamp' must be an ISO 8601"),
+            ({"event": "capture_session.active", "capture_session_id": "cap-1",
+              "timestamp": "2026-01-20T12:34:56"}, "must carry a time zone"),
+            ({"event": "capture_session.active", "capture_session_id": "cap-1",
+              "timestamp": "2026-01-20T12:34:56Z", "data": []}, "'data' must be a JSON object"),
+        ],
+    )  # fmt: skip
+    def test_malformed_bodies_are_a_400_naming_the_problem(
+        self, vdb, meeting, body, message: str
+    ) -> None:
+        response = post(vdb, meeting, body)
+        assert response.status_code == 400
+        assert message in response.json()["error"]
+        assert WebhookDelivery.objects.count() == 0
+
+    def test_a_body_over_64_kib_is_a_413(self, vdb, meeting) -> None:
+        body = envelope(meeting, data={"padding": "x" * (64 * 1024)})
+        response = post(vdb, meeting, body)
+        assert response.status_code == 413
+        assert WebhookDelivery.objects.count() == 0
+
+    @pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+    def test_only_post_is_accepted(self, vdb, meeting, method: str) -> None:
+        url = reverse("videodb-webhook", kwargs={"secret": meeting.webhook_secret})
+        response = getattr(vdb, method)(url)
+        assert response.status_code == 405
+        assert response["Allow"] == "POST"
+
+
+class TestAlertCallbacks:
+    def callback(self, **extra) -> dict:
+        body = {
+            "event_id": "evt-pricing",
+            "label": "pricing",
+            "confidence": 0.92,
+            "explanation": "The presenter shows the price list",
+            "timestamp": "2026-01-20T12:40:00Z",
+            "start_time": 1710000045.1,
+            "end_time": 1710000047.8,
+            "stream_url": "https://example.test/s.m3u8",
+            "player_url": "https://example.test/p",
+        }
+        body.update(extra)
+        return body
+
+    def post(self, client, stream, body, secret=None):
+        url = reverse(
+            "videodb-alert-callback",
+            kwargs={
+                "secret": secret or stream.session.webhook_secret,
+                "rtstream_id": stream.videodb_id,
+            },
+        )
+        data = body if isinstance(body, bytes) else json.dumps(body)
+        return client.post(url, data=data, content_type="application/json")
+
+    def test_an_alert_is_stored_once_with_its_times_in_milliseconds(self, vdb, mic) -> None:
+        assert self.post(vdb, mic, self.callback()).json() == {"status": "stored"}
+        assert self.post(vdb, mic, self.callback()).json() == {"status": "duplicate"}
+        alert = Alert.objects.get()
+        assert (alert.label, alert.start_ms, alert.end_ms) == (
+            "pricing",
+            1710000045100,
+            1710000047800,
+        )
+        assert alert.confidence == pytest.approx(0.92)
+        assert alert.text == "The presenter shows the price list"
+        assert alert.seq == 1
+
+    def test_the_same_alert_over_the_socket_after_the_callback_is_not_stored_again(
+        self, vdb, mic
+    ) -> None:
+        self.post(vdb, mic, self.callback())
+        # The relay's path: the WebSocket's alert data carries epoch milliseconds.
+        socket_event = ingest.AlertInput(
+            label="pricing", start_ms=1710000045100, end_ms=1710000047800, confidence=0.92
+        )
+        _, created = ingest.record_alert(mic, socket_event)
+        assert created is False
+        assert Alert.objects.count() == 1
+
+    def test_a_forged_secret_stores_nothing(self, vdb, mic) -> None:
+        response = self.post(vdb, mic, self.callback(), secret="forged")
+        assert response.status_code == 404
+        assert Alert.objects.count() == 0
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"label": ""}, "'label' must be a non-empty string"),
+            ({"confidence": 3}, "'confidence' must be between 0 and 1"),
+            ({"confidence": "high"}, "'confidence' must be a number"),
+            ({"start_time": None}, "'start_time' is required"),
+            ({"end_time": 1}, "'end_time' must not be before 'start_time'"),
+        ],
+    )
+    def test_malformed_callbacks_are_a_400(self, vdb, mic, change: dict, message: str) -> None:
+        response = self.post(vdb, mic, self.callback(**change))
+        assert response.status_code == 400
+        assert message in response.json()["error"]
+        assert Alert.objects.count() == 0
