@@ -8,6 +8,11 @@ none doubled.
 
     .venv/bin/python bench/webhooks.py                       # defaults below
     .venv/bin/python bench/webhooks.py --unique 3000 --concurrency 64 --servers 2
+    .venv/bin/python bench/webhooks.py --unique 300 --rate 100 --concurrency 64  # open loop
+
+The default is a closed loop (the server runs flat out: throughput, and latency that is
+mostly queueing); ``--rate`` sends at a fixed pace to measure ack latency below saturation.
+It also reports the Daphne processes' CPU time per request, the figure that caps throughput.
 
 Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL). Targets (issue 4):
 ack p99 <= 20 ms and >= 1,000 deliveries/s accepted, with none lost.
@@ -96,7 +101,7 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and manage.py)
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, **env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
@@ -118,23 +123,36 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
 
 
 async def fire(
-    urls: list[str], requests: list[tuple[int, str, bytes]], concurrency: int
+    urls: list[str],
+    requests: list[tuple[int, str, bytes]],
+    concurrency: int,
+    rate: float | None = None,
 ) -> tuple[list[float], dict[int, int], float]:
+    """Send every request. Closed loop by default: ``concurrency`` senders, each sending its
+    next request when the last is answered, so the server runs flat out and latency is
+    mostly time spent queueing (about concurrency / throughput). With ``rate``, open loop:
+    request i is due at i / rate seconds, and its latency counts from that moment, so time
+    spent waiting for a free sender is not hidden (no coordinated omission)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue: asyncio.Queue = asyncio.Queue()
-    for item in requests:
-        queue.put_nowait(item)
+    for index, item in enumerate(requests):
+        queue.put_nowait((index, *item))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as client:
+        began = time.perf_counter()
 
         async def worker() -> None:
             while True:
                 try:
-                    server, path, body = queue.get_nowait()
+                    index, server, path, body = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                started = time.perf_counter()
+                if rate is None:
+                    started = time.perf_counter()
+                else:
+                    started = began + index / rate
+                    await asyncio.sleep(started - time.perf_counter())
                 async with client.post(
                     urls[server] + path, data=body, headers={"Content-Type": "application/json"}
                 ) as response:
@@ -142,7 +160,6 @@ async def fire(
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
 
-        began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
     return latencies, statuses, elapsed
@@ -155,6 +172,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--servers", type=int, default=1, help="Daphne processes")
+    parser.add_argument(
+        "--rate", type=float, help="open loop: send this many requests per second instead"
+    )
     args = parser.parse_args()
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
@@ -203,13 +223,17 @@ def main() -> None:
     servers = [start_server(env, port) for port in ports]
     try:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
-        asyncio.run(fire(urls, requests[:200], 8))  # warm up connections and imports
+        # Warm up imports and open as many connections (HTTP, and so PostgreSQL in the pool)
+        # as the measured run will use, so it measures the steady state, not start-up.
+        asyncio.run(fire(urls, requests[:400], args.concurrency))
         from sessions_app.models import WebhookDelivery
 
         WebhookDelivery.objects.all().delete()
         broker.flushdb()
         cpu_before = sum(cpu_seconds(server.pid) for server in servers)
-        latencies, statuses, elapsed = asyncio.run(fire(urls, requests, args.concurrency))
+        latencies, statuses, elapsed = asyncio.run(
+            fire(urls, requests, args.concurrency, args.rate)
+        )
         server_cpu = sum(cpu_seconds(server.pid) for server in servers) - cpu_before
     finally:
         for server in servers:
@@ -218,8 +242,9 @@ def main() -> None:
 
     stored = WebhookDelivery.objects.count()
     queued = broker.llen("copilot")
+    load = f"open loop at {args.rate:g}/s" if args.rate else f"concurrency {args.concurrency}"
     print(f"{len(requests)} requests ({args.unique} deliveries x {args.repeat}), "
-          f"concurrency {args.concurrency}, {args.servers} Daphne process(es), "
+          f"{load}, {args.servers} Daphne process(es), "
           f"PostgreSQL + Redis, {os.cpu_count()} cores")  # fmt: skip
     print(f"ack latency ms: p50 {percentile(latencies, 50):.1f}  "
           f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "

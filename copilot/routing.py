@@ -1,10 +1,12 @@
-"""WebSocket routes, wrapped by copilot/asgi.py in the Origin check and auth middleware.
-
-The live issue adds the per-session socket (``/ws/sessions/<id>/``) here.
-"""
+"""WebSocket routes, wrapped by copilot/asgi.py in the Origin check and auth middleware."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from sessions_app.consumers import LiveSessionConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    # A session's live view (protocol and close codes: sessions_app/consumers.py).
+    path("ws/sessions/<int:pk>/", LiveSessionConsumer.as_asgi(), name="ws-session-live"),
+]

@@ -127,9 +127,21 @@ def serve(host: str, port: int, *, embedded: bool, with_emulator: bool = False) 
         worker.start()
     if beat is not None:
         beat.start()
+
+    def start_relay() -> None:
+        # Inside Daphne's own event loop: the in-memory channel layer only works within
+        # one loop, and the relay must reach the consumers through it.
+        import asyncio
+
+        from sessions_app.relay import Relay
+
+        asyncio.get_event_loop().create_task(Relay(0).run(asyncio.Event()))
+        logger.info("in-process relay scheduled")
+
     try:
         Server(
             application=application,
+            ready_callable=start_relay if embedded else None,
             endpoints=[f"tcp:port={port}:interface={host}"],
             websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
             websocket_max_frame_size=WEBSOCKET_MAX_MESSAGE_BYTES,

@@ -260,6 +260,16 @@ VIDEODB_BASE_URL = env_url(
     "http://127.0.0.1:8765" if VIDEODB_USES_EMULATOR else "https://api.videodb.io",
     schemes=("http", "https"),
 ).rstrip("/")
+# Relay processes that split the sessions between them (session id % RELAY_SHARDS).
+RELAY_SHARDS = env_int("RELAY_SHARDS", 1, minimum=1)
+# The live page warns when a channel of an active session has been silent this long.
+LIVE_SILENCE_WARNING_SECONDS = env_int("LIVE_SILENCE_WARNING_SECONDS", 20, minimum=1)
+# Application-level heartbeat of the browser sockets: the page pings every LIVE_PING_SECONDS,
+# replaces a socket it has not heard from in LIVE_STALE_SECONDS, and the server closes one
+# that has been silent for LIVE_SOCKET_IDLE_SECONDS (a dead peer never says goodbye).
+LIVE_PING_SECONDS = env_int("LIVE_PING_SECONDS", 20, minimum=1)
+LIVE_STALE_SECONDS = env_int("LIVE_STALE_SECONDS", 45, minimum=2)
+LIVE_SOCKET_IDLE_SECONDS = env_int("LIVE_SOCKET_IDLE_SECONDS", 60, minimum=2)
 VIDEODB_CLIENT_TOKEN_TTL = env_int("VIDEODB_CLIENT_TOKEN_TTL", 600, minimum=60)
 # How fast "Play a simulated meeting" plays its script (1 = real time), emulator only.
 SIMULATED_MEETING_SPEED = env_float("SIMULATED_MEETING_SPEED", 1.0, minimum=0.1)

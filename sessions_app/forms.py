@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django import forms
+from django.utils import timezone
 
 from sessions_app.models import AlertRule, User
 
@@ -70,3 +73,30 @@ class AlertRuleForm(forms.ModelForm):
         if len(prompt) > 2000:
             raise forms.ValidationError("Keep the prompt under 2,000 characters.")
         return prompt
+
+
+class SpeakerForm(forms.Form):
+    speaker_label = forms.CharField(
+        label="Speaker name",
+        max_length=100,
+        required=False,
+        help_text="Leave empty for the default.",
+    )
+
+
+class ShareLinkForm(forms.Form):
+    EXPIRY = {
+        "never": None,
+        "1h": timedelta(hours=1),
+        "1d": timedelta(days=1),
+        "7d": timedelta(days=7),
+    }
+    expires = forms.ChoiceField(
+        label="Expires",
+        choices=[("never", "Never"), ("1h", "In 1 hour"), ("1d", "In 1 day"), ("7d", "In 7 days")],
+        initial="never",
+    )
+
+    def expires_at(self) -> datetime | None:
+        delta = self.EXPIRY[self.cleaned_data["expires"]]
+        return timezone.now() + delta if delta else None

@@ -349,3 +349,84 @@ def find_alert(rtstream_id: str, index_id: str, *, event_id: str) -> str | None:
         if isinstance(alert, dict) and alert.get("event_id") == event_id:
             return str(alert.get("alert_id") or alert.get("id") or "") or None
     return None
+
+
+# --- the real-time event socket and its gap filling -----------------------------------------
+
+
+class EventSocket:
+    """VideoDB's WebSocket of AI events, as opened by the SDK."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    @property
+    def connection_id(self) -> str:
+        return str(self._connection.connection_id or "")
+
+    async def events(self) -> Any:
+        """Each event as a dict; ends when VideoDB closes the socket."""
+        async for event in self._connection.receive():
+            yield event
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+
+async def open_event_socket() -> EventSocket:
+    """Open a new socket: ask VideoDB for its URL (a blocking HTTP call, run in a thread),
+    then connect; the first message names the connection id operations must be given."""
+    import asyncio
+
+    with _Call("open the event socket"):
+        connection = await asyncio.to_thread(
+            lambda: _connect().connect_websocket(collection_id=COLLECTION)
+        )
+    try:
+        await connection.connect()
+    except Exception as exc:  # websockets raises its own types; every one means "try again"
+        raise RetryableGatewayError(f"VideoDB's event socket did not open: {exc}") from exc
+    if not connection.connection_id:
+        await connection.close()
+        raise RetryableGatewayError("VideoDB's event socket named no connection id")
+    return EventSocket(connection)
+
+
+def route_index(rtstream_id: str, index_id: str, *, ws_connection_id: str) -> None:
+    """Send a running index's future results to another socket: its status call with the new
+    connection id (what the SDK's ``index.start()`` sends, plus ``ws_connection_id``)."""
+    with _Call("re-route the index"):
+        _connect().patch(
+            f"rtstream/{rtstream_id}/index/scene/{index_id}/status",
+            data={"action": "start", "ws_connection_id": ws_connection_id},
+        )
+
+
+def transcript_since(rtstream_id: str, since_ms: int | None) -> list[dict[str, Any]]:
+    """Final transcript segments ending after ``since_ms``, every page of them."""
+    segments: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        with _Call("read the transcript"):
+            data = _rtstream(rtstream_id).get_transcript(page=page, page_size=500, since=since_ms)
+        data = data if isinstance(data, dict) else {}
+        segments.extend(s for s in data.get("segments") or [] if isinstance(s, dict))
+        if not data.get("next_page") or page >= 200:
+            return segments
+        page += 1
+
+
+def index_records(rtstream_id: str, index_id: str) -> list[dict[str, Any]]:
+    """Every record of a scene index (the SDK filters by time only with both bounds)."""
+    from videodb.rtstream import RTStreamSceneIndex
+
+    index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
+    records: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        with _Call("read the index records"):
+            data = index.get_scenes(page=page, page_size=500) or {}
+        records.extend(r for r in data.get("scenes") or [] if isinstance(r, dict))
+        if not data.get("next_page") or page >= 200:
+            return records
+        page += 1

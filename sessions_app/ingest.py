@@ -12,8 +12,26 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
-from sessions_app.models import Alert, CaptureSession, RTStream
+from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
+
+
+@dataclass(frozen=True)
+class TranscriptInput:
+    text: str
+    is_final: bool
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class InsightInput:
+    kind: str  # Insight.Kind
+    text: str
+    start_ms: int
+    end_ms: int
+    index_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,3 +76,70 @@ def record_alert(stream: RTStream, event: AlertInput) -> tuple[Alert, bool]:
     except IntegrityError:  # the other path stored it between our look and our write
         return Alert.objects.get(stream=stream, label=event.label, start_ms=event.start_ms), False
     return alert, True
+
+
+def touch_stream(stream: RTStream, event_end_ms: int) -> None:
+    """Record that the stream is alive: the health panel's "last event" and its age."""
+    RTStream.objects.filter(pk=stream.pk).update(
+        last_event_ms=event_end_ms, last_event_received_at=timezone.now()
+    )
+
+
+def record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSegment | None:
+    """Store a transcript event. Returns the segment if this changed it, None otherwise.
+
+    Interim text for a start time updates its row in place; the final replaces it; a late
+    interim after the final, or a repeat of what is stored, changes nothing.
+    """
+    end_ms = max(event.end_ms, event.start_ms)
+    with transaction.atomic():
+        segment = (
+            TranscriptSegment.objects.select_for_update()
+            .filter(stream=stream, start_ms=event.start_ms)
+            .first()
+        )
+        if segment is None:
+            try:
+                with transaction.atomic():
+                    return TranscriptSegment.objects.create(
+                        session_id=stream.session_id,
+                        stream=stream,
+                        text=event.text,
+                        is_final=event.is_final,
+                        start_ms=event.start_ms,
+                        end_ms=end_ms,
+                        seq=next_seq(stream.session_id),
+                    )
+            except IntegrityError:  # another path stored the same start a moment ago
+                segment = TranscriptSegment.objects.select_for_update().get(
+                    stream=stream, start_ms=event.start_ms
+                )
+        if segment.is_final and not event.is_final:
+            return None
+        if (segment.text, segment.is_final, segment.end_ms) == (event.text, event.is_final, end_ms):
+            return None
+        segment.text = event.text
+        segment.is_final = event.is_final
+        segment.end_ms = end_ms
+        segment.seq = next_seq(stream.session_id)
+        segment.save(update_fields=["text", "is_final", "end_ms", "seq", "updated_at"])
+        return segment
+
+
+def record_insight(stream: RTStream, event: InsightInput) -> Insight | None:
+    """Store a scene or audio index result once. Returns it if new, None for a repeat."""
+    lookup = {"stream": stream, "kind": event.kind, "start_ms": event.start_ms}
+    if Insight.objects.filter(**lookup).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return Insight.objects.create(
+                session_id=stream.session_id,
+                index_id=event.index_id,
+                text=event.text,
+                end_ms=max(event.end_ms, event.start_ms),
+                seq=next_seq(stream.session_id),
+                **lookup,
+            )
+    except IntegrityError:
+        return None

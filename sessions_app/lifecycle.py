@@ -48,12 +48,15 @@ class SyncResult:
     request_export: bool
 
 
-def current_ws_connection_id() -> str | None:
-    """The connection id of a live relay, or None (operations then start without one)."""
+def current_ws_connection_id(session_id: int) -> str | None:
+    """The connection id of the live relay that owns the session's shard, or None: the
+    operations then start without one and that relay re-routes them when it connects."""
     relay = (
         RelayConnection.objects.exclude(connection_id="")
-        .filter(heartbeat_at__gte=timezone.now() - RELAY_FRESHNESS)
-        .order_by("-heartbeat_at")
+        .filter(
+            shard=str(session_id % settings.RELAY_SHARDS),
+            heartbeat_at__gte=timezone.now() - RELAY_FRESHNESS,
+        )
         .first()
     )
     return relay.connection_id if relay else None
@@ -273,7 +276,7 @@ def start_ai(session_id: int) -> list[str]:
     session = CaptureSession.objects.filter(pk=session_id).first()
     if session is None or session.status != S.ACTIVE:
         return []
-    ws = current_ws_connection_id()
+    ws = current_ws_connection_id(session.pk)
     started: list[str] = []
     streams = list(session.streams.all())
 

@@ -9,6 +9,18 @@ urlpatterns = [
     path("sessions/<int:pk>/status/", views.session_status, name="session-status"),
     path("sessions/<int:pk>/token/", views.regenerate_token, name="session-token"),
     path("sessions/<int:pk>/simulate/", views.simulate, name="session-simulate"),
+    path(
+        "sessions/<int:pk>/streams/<int:stream_pk>/speaker/",
+        views.rename_speaker,
+        name="stream-speaker",
+    ),
+    path("sessions/<int:pk>/links/", views.share_link_create, name="share-link-create"),
+    path(
+        "sessions/<int:pk>/links/<int:link_pk>/revoke/",
+        views.share_link_revoke,
+        name="share-link-revoke",
+    ),
+    path("s/<str:token>/", views.share_page, name="share-page"),
     path("api/sessions/<int:pk>/client-token/", views.client_token_json, name="api-client-token"),
     path("rules/", views.rule_list, name="rule-list"),
     path("rules/new/", views.rule_edit, name="rule-new"),

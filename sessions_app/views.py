@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from urllib.parse import quote
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sessions_app import alert_rules, capture, gateway, simulator
-from sessions_app.forms import AlertRuleForm, NewSessionForm
-from sessions_app.models import AlertRule, CaptureSession
+from sessions_app import alert_rules, capture, gateway, live, sharing, simulator, speakers
+from sessions_app.forms import AlertRuleForm, NewSessionForm, ShareLinkForm, SpeakerForm
+from sessions_app.models import AlertRule, CaptureSession, RTStream, ShareLink
 from sessions_app.queries import sessions_owned_by
 
 DASHBOARD_PAGE_SIZE = 25
@@ -62,17 +66,119 @@ def _handoff_context(request: HttpRequest, session: CaptureSession) -> dict:
     return context
 
 
+def _live_context(session: CaptureSession, *, share_token: str = "") -> dict:
+    """The live board: current items from the database and where its socket connects (none
+    for a session that has ended: the page is complete as rendered)."""
+    live_url = ""
+    if not session.has_ended:
+        live_url = f"/ws/sessions/{session.pk}/"
+        if share_token:
+            live_url += f"?share={quote(share_token, safe='')}"
+    # A refused handshake looks like a network error to a browser; when reconnecting keeps
+    # failing, the page asks this cheap URL whether it may still watch (404: no longer).
+    if share_token:
+        probe_url = reverse("share-page", args=[share_token])
+    else:
+        probe_url = reverse("session-status", args=[session.pk])
+    return {
+        **live.snapshot(session),
+        "live_url": live_url,
+        "probe_url": probe_url,
+        "server_ms": int(time.time() * 1000),
+        "live_settings": {
+            "silence": settings.LIVE_SILENCE_WARNING_SECONDS,
+            "ping": settings.LIVE_PING_SECONDS,
+            "stale": settings.LIVE_STALE_SECONDS,
+        },
+    }
+
+
+def _sharing_context(request: HttpRequest, session: CaptureSession) -> dict:
+    links = list(session.share_links.all())
+    for link in links:
+        link.url = request.build_absolute_uri(reverse("share-page", args=[link.token]))
+        link.valid = link.is_valid()
+    return {"session": session, "share_links": links, "share_form": ShareLinkForm()}
+
+
 @require_GET
 @login_required
 @never_cache
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     session = _owned_session(request, pk)
     context = _handoff_context(request, session)
+    context.update(_live_context(session))
+    context.update(_sharing_context(request, session))
     context.update(
         streams=session.streams.prefetch_related("operations"),
         can_simulate=settings.VIDEODB_USES_EMULATOR and session.status == "created",
     )
     return render(request, "sessions_app/session_detail.html", context)
+
+
+@require_GET
+@never_cache
+def share_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The read-only live view for a share link's holder: no account, no hand-off, no token,
+    no renaming. Revoked, expired and unknown links all answer 404."""
+    link = sharing.resolve(token)
+    if link is None:
+        raise Http404("No such link.")
+    context = {"session": link.session, "link": link}
+    context.update(_live_context(link.session, share_token=link.token))
+    return render(request, "sessions_app/share.html", context)
+
+
+@require_POST
+@login_required
+@never_cache
+def rename_speaker(request: HttpRequest, pk: int, stream_pk: int) -> HttpResponse:
+    session = _owned_session(request, pk)
+    stream = get_object_or_404(RTStream, pk=stream_pk, session=session)
+    form = SpeakerForm(request.POST)
+    saved = form.is_valid()
+    if saved:
+        speakers.rename(stream, form.cleaned_data["speaker_label"])
+    if request.htmx:
+        context = {"session": session, "stream": stream, "form": form, "saved": saved}
+        return render(request, "sessions_app/session_detail.html#speaker-form", context)
+    if not saved:
+        messages.error(request, "A speaker name is at most 100 characters.")
+    return redirect("session-detail", pk=session.pk)
+
+
+@require_POST
+@login_required
+@never_cache
+def share_link_create(request: HttpRequest, pk: int) -> HttpResponse:
+    session = _owned_session(request, pk)
+    form = ShareLinkForm(request.POST)
+    if form.is_valid():
+        sharing.create_link(session, request.user, expires_at=form.expires_at())
+    else:
+        messages.error(request, "Choose when the link expires.")
+    if request.htmx:
+        return render(
+            request, "sessions_app/session_detail.html#sharing", _sharing_context(request, session)
+        )
+    return redirect("session-detail", pk=session.pk)
+
+
+@require_POST
+@login_required
+@never_cache
+def share_link_revoke(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
+    session = _owned_session(request, pk)
+    link = get_object_or_404(ShareLink, pk=link_pk, session=session)
+    sharing.revoke(link)
+    # Sockets opened through the link close now, not when they next reconnect. Sent even
+    # when the link was already revoked: a repeat closes nothing that is still allowed.
+    live.close_sockets(session.pk, share_link_id=link.pk)
+    if request.htmx:
+        return render(
+            request, "sessions_app/session_detail.html#sharing", _sharing_context(request, session)
+        )
+    return redirect("session-detail", pk=session.pk)
 
 
 @require_GET
@@ -83,7 +189,11 @@ def session_status(request: HttpRequest, pk: int) -> HttpResponse:
     response = render(
         request,
         "sessions_app/session_detail.html#status",
-        {"session": session, "streams": session.streams.prefetch_related("operations")},
+        {
+            "session": session,
+            "streams": session.streams.prefetch_related("operations"),
+            "polled": True,
+        },
     )
     if session.has_ended:
         response.status_code = HTMX_STOP_POLLING

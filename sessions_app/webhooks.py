@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from sessions_app import deliveries, ingest, tasks
+from sessions_app import deliveries, ingest, live, tasks
 from sessions_app.deliveries import EnvelopeError
 from sessions_app.models import RTStream
 
@@ -30,9 +30,12 @@ MAX_BODY_BYTES = 64 * 1024
 # Under ASGI, Django runs each request's sync code on a thread of its own (asgiref makes one
 # per request), and Celery keeps its result backend per thread: every ``delay()`` from a
 # fresh thread builds a new Redis result backend just to return an AsyncResult we never
-# read. That cost 1.2 ms of the 2 ms a publish took; from one long-lived thread a publish
+# read. That cost 1.2 ms of the 2 ms a publish took; from a long-lived thread a publish
 # costs 0.6 ms. The caller still waits for the publish, so "enqueued on commit" holds.
-_publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-publish")
+# Threads are only started when all are busy, so normally one or two exist; the cap is
+# for a broker outage, when each publish spends 0.1-0.3 s retrying before it gives up:
+# 32 of them get through 100-300 deliveries/s, about what one Daphne process accepts.
+_publisher = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-publish")
 
 
 def _enqueue(delivery_id: int) -> None:
@@ -165,5 +168,13 @@ def alert_callback(request: HttpRequest, secret: str, rtstream_id: str) -> JsonR
     if stream is None or not _secret_matches(stream.session.webhook_secret, secret):
         deliveries.count_rejection("unknown_session_or_secret")
         return _error(404, "no such webhook")
-    _, created = ingest.record_alert(stream, event)
+    alert, created = ingest.record_alert(stream, event)
+    if created:
+        # Whichever path stores an alert first shows it: here the callback beat the socket,
+        # whose copy the relay will find stored and not push again.
+        alert.stream = stream
+        try:
+            live.publish(stream.session, [live.message(alert, stream.session)])
+        except Exception:  # stored is what matters; a reload or a resume shows it anyway
+            logger.exception("could not push alert %s to the live pages", alert.pk)
     return JsonResponse({"status": "stored" if created else "duplicate"})

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
 import pytest
@@ -36,6 +37,29 @@ class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
 @pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing() -> None:
     settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_processes(_close_connection_pools: None) -> Iterator[None]:
+    """Whatever a failed test left running is stopped, so it cannot hold the test database
+    (or a port) into the next run. (Set up after the pools fixture, so torn down before it
+    and before the test database is dropped.)"""
+    yield
+    for process in list(Process.running):
+        process.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """PostgreSQL pools keep connections open; close them before the test database is
+    dropped (this teardown runs before django_db_setup's, which it depends on)."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if getattr(connection, "pool", None) is not None:
+                connection.close_pool()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -120,6 +144,19 @@ def mic(make_stream: Callable[..., RTStream], meeting: CaptureSession) -> RTStre
 # --- real servers --------------------------------------------------------------------------
 
 
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30.0, what: str = "the condition"
+) -> object:
+    """Poll ``predicate`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -154,19 +191,24 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
 class Process:
     """A Copilot process started by a test (Daphne or a Celery worker), logging to a file."""
 
+    running: ClassVar[set[Process]] = set()
+
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.popen = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
+        Process.running.add(self)
 
     def kill(self) -> None:
         """SIGKILL: a crash, not a shutdown."""
+        Process.running.discard(self)
         self.popen.kill()
         self.popen.wait(timeout=10)
 
     def stop(self) -> None:
+        Process.running.discard(self)
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
@@ -220,6 +262,15 @@ def start_worker(tmp_path: Path, name: str = "worker", **env: str | None) -> Pro
         process_env(**env),
         tmp_path / f"{name}.log",
     )  # fmt: skip
+
+
+def start_relay(tmp_path: Path, shard: int = 0, **env: str | None) -> Process:
+    """A separate ``manage.py relay`` process (PostgreSQL + Redis only)."""
+    return Process(
+        [sys.executable, "manage.py", "relay", "--shard", str(shard)],
+        process_env(**env),
+        tmp_path / f"relay-{shard}.log",
+    )
 
 
 @pytest.fixture

@@ -56,6 +56,7 @@ def test_the_services_pass_really_uses_redis() -> None:
 
 @pytest.mark.services
 @pytest.mark.timeout(60)
+@pytest.mark.django_db  # Channels closes stale database connections when a consumer ends
 async def test_a_consumer_idle_for_longer_than_ten_seconds_still_gets_its_messages() -> None:
     communicator = WebsocketCommunicator(application, "/ws/idle/")
     connected, _ = await communicator.connect()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
+
 def off_the_browsers_thread[T](work: Callable[[], T]) -> T:
     """Run ORM ``work`` in a thread of its own, closing its connection afterwards.
 

@@ -12,13 +12,20 @@ import collections
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sessions_app import capture, gateway
-from sessions_app.models import Alert, AlertRule, CaptureSession, StreamOperation, WebhookDelivery
+from sessions_app.models import (
+    Alert,
+    AlertRule,
+    CaptureSession,
+    RelayConnection,
+    StreamOperation,
+    WebhookDelivery,
+)
 from tests.conftest import (
     ROOT,
     TINY_MEETING,
@@ -27,6 +34,7 @@ from tests.conftest import (
     start_server,
     start_worker,
     wait_for_port,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -38,16 +46,6 @@ EXPECTED = {
     ("system_audio:default", "audio_index"),
     ("display:1", "visual_index"),
 }
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def started_operations(session: CaptureSession) -> set[tuple[str, str]]:
@@ -99,7 +97,16 @@ def stack(emulator, settings, tmp_path: Path) -> Iterator[dict]:
         "OPERATION_CLAIM_STALE_SECONDS": "3",
     }
     url, server = start_server(tmp_path, **env)
-    worker = None if settings.EMBEDDED else start_worker(tmp_path, **env)
+    # The worker builds alert callback URLs from PUBLIC_BASE_URL: it must name this server.
+    worker = None if settings.EMBEDDED else start_worker(tmp_path, PUBLIC_BASE_URL=url, **env)
+    if settings.EMBEDDED:
+        # Daphne's in-process relay publishes its socket first, so operations are started
+        # with it (and are never re-routed, which would count as another transcript call).
+        wait_until(
+            lambda: RelayConnection.objects.exclude(connection_id="").exists(),
+            20,
+            "the in-process relay to connect",
+        )
     settings.PUBLIC_BASE_URL = url
     settings.VIDEODB_BASE_URL = emulator.base_url
     settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
@@ -204,7 +211,9 @@ def test_a_worker_killed_mid_task_still_starts_each_operation_once(
     stack["worker"].kill()
     emulator.control.clear_faults()
 
-    replacement = start_worker(tmp_path, name="replacement", **stack["env"])
+    replacement = start_worker(
+        tmp_path, name="replacement", PUBLIC_BASE_URL=stack["url"], **stack["env"]
+    )
     try:
         # The broker would hand the killed task back only after its visibility timeout;
         # the reconciler does not wait that long.
@@ -246,7 +255,7 @@ def test_webhooks_arriving_while_redis_is_down_are_accepted_and_processed_later(
         "RECONCILE_REQUEUE_AFTER_SECONDS": "0",
     }
     url, server = start_server(tmp_path, **env)
-    worker = start_worker(tmp_path, **env)
+    worker = start_worker(tmp_path, PUBLIC_BASE_URL=url, **env)
     settings.PUBLIC_BASE_URL = url
     settings.VIDEODB_BASE_URL = emulator.base_url
     settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key

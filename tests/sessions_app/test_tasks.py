@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,18 +13,9 @@ from sessions_app import capture, lifecycle
 from sessions_app.admin import CaptureSessionAdmin, WebhookDeliveryAdmin
 from sessions_app.models import CaptureSession, StreamOperation, WebhookDelivery
 from sessions_app.tasks import reconcile
-from tests.conftest import TINY_MEETING
+from tests.conftest import TINY_MEETING, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
-
-
-def wait_until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

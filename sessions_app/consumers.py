@@ -1,0 +1,204 @@
+"""The browser's live socket for one capture session: ``/ws/sessions/<id>/``.
+
+Who may connect: the session's owner (logged in: the session cookie, checked by Channels'
+auth middleware behind the Origin check in copilot/asgi.py), or anyone holding a valid share
+link for that session (``?share=<token>``; read-only, like the share page). Everyone else is
+refused *before* the socket is accepted, so nothing is ever sent to them.
+
+The protocol, both ways (text frames only):
+
+browser → server, JSON, at most ``MAX_MESSAGE_BYTES``:
+  ``{"type": "resume", "last_seq": N}``  on every (re)connect: N is the highest sequence
+      number the page already reflects (the page renders ``CaptureSession.last_seq`` at
+      load). The server replays every item changed after N, then the current speakers,
+      health rows and status, then a ``#live-synced`` marker carrying the last sequence
+      number the replay covers.
+  ``{"type": "ping"}``  every ~20 s: the server answers with the ``#live-heartbeat``
+      fragment (and the server clock, for ages).
+server → browser: HTML fragments for htmx's ws extension, each root element with
+  ``hx-swap-oob``: items (``seg-``/``ins-``/``alert-<pk>``), speaker names, health rows,
+  the status banner, the heartbeat and the synced marker (templates/sessions_app/live.html).
+
+Close codes (``CloseCode``): 4401 anonymous without a share token; 4403 share token unknown,
+revoked, expired or for another session, and a link revoked (``live.close``) or expiring
+while open; 4404 no such session, or not the user's (as the pages answer 404: existence
+never leaks); 4400 a message that is not one of the two above, not JSON or binary; 4413 a
+message over ``MAX_MESSAGE_BYTES``; 4408 nothing heard from the browser for
+``LIVE_SOCKET_IDLE_SECONDS`` (a dead peer). Refusals before accept reach a browser as a
+failed handshake (HTTP 403); the codes are for tests, logs and non-browser clients.
+Codes 44xx are final: the browser does not reconnect after them.
+
+Gaps and duplicates: the consumer joins the group *before* it reads anything, so nothing
+published after the join is missed; what was published before it comes from the replay.
+The two overlap, and that is absorbed twice over: each item carries its ``seq``, a live
+message whose change the replay already covered is not forwarded, and the browser never
+lets an older copy of an element replace a newer one (static/copilot/live.js).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from sessions_app import live, sharing
+from sessions_app.live import LiveUpdate, SessionClosed
+from sessions_app.models import CaptureSession
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4096  # a resume or a ping is < 100 bytes; Daphne's own cap is 64 KiB
+
+
+class CloseCode(IntEnum):
+    BAD_MESSAGE = 4400
+    UNAUTHENTICATED = 4401
+    FORBIDDEN = 4403
+    IDLE = 4408
+    NOT_FOUND = 4404
+    TOO_LARGE = 4413
+
+
+@dataclass(frozen=True)
+class Viewer:
+    session: CaptureSession
+    share_link_id: int | None  # None: the owner
+    link_expires_at: datetime | None
+
+
+def authorize(user: object, session_id: int, token: str) -> Viewer | CloseCode:
+    """Who is asking, for which session: a Viewer, or the code to refuse with."""
+    if token:
+        link = sharing.resolve(token)
+        if link is None or link.session_id != session_id:
+            return CloseCode.FORBIDDEN
+        return Viewer(link.session, link.pk, link.expires_at)
+    if not getattr(user, "is_authenticated", False):
+        return CloseCode.UNAUTHENTICATED
+    session = CaptureSession.objects.filter(pk=session_id, owner_id=user.pk).first()
+    if session is None:
+        return CloseCode.NOT_FOUND
+    return Viewer(session, None, None)
+
+
+def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[str], int, bool]:
+    """What a browser that reflects ``after_seq`` is missing, and up to where that covers.
+
+    ``last_seq`` is read *before* the items: every change numbered up to it has committed
+    (the number and its row commit together), so the replay reflects each of those changes
+    or a newer one. Later changes may be in the replay too; their live copies still come.
+    """
+    session = CaptureSession.objects.get(pk=session_id)
+    through = session.last_seq
+    updates = live.replay(session, after_seq)
+    complete = len(updates) < live.REPLAY_LIMIT
+    if not complete:
+        through = min(through, updates[-1]["seq"])
+    return updates, live.current_state(session), through, complete
+
+
+class LiveSessionConsumer(AsyncWebsocketConsumer):
+    """One browser watching one session. Entry point only: authorize, join, forward."""
+
+    viewer: Viewer | None = None
+    replayed_through = 0
+    watchdog: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        self.session_id = int(self.scope["url_route"]["kwargs"]["pk"])
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        token = query.get("share", [""])[0]
+        result = await database_sync_to_async(authorize)(
+            self.scope.get("user"), self.session_id, token
+        )
+        if isinstance(result, CloseCode):
+            await self.close(code=result)
+            return
+        self.viewer = result
+        self.group = live.group_name(self.session_id)
+        # Join before anything is read: a message published from now on reaches us.
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        self.idle_seconds = float(settings.LIVE_SOCKET_IDLE_SECONDS)
+        self.last_heard = time.monotonic()
+        self.watchdog = asyncio.create_task(self.watch())
+
+    async def disconnect(self, code: int) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.viewer is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def watch(self) -> None:
+        """Close a socket whose browser went quiet (a dead peer never sends a close), and a
+        share link's socket when the link expires."""
+        step = min(5.0, self.idle_seconds / 4)
+        while True:
+            await asyncio.sleep(step)
+            if time.monotonic() - self.last_heard > self.idle_seconds:
+                await self.close(code=CloseCode.IDLE)
+                return
+            expires = self.viewer.link_expires_at if self.viewer else None
+            if expires is not None and expires <= timezone.now():
+                await self.close(code=CloseCode.FORBIDDEN)
+                return
+
+    # --- from the browser ---------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        self.last_heard = time.monotonic()
+        if text_data is None:
+            await self.close(code=CloseCode.BAD_MESSAGE)
+            return
+        if len(text_data) > MAX_MESSAGE_BYTES or len(text_data.encode()) > MAX_MESSAGE_BYTES:
+            await self.close(code=CloseCode.TOO_LARGE)
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            message = None
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
+            await self.send(text_data=live.render_heartbeat(int(time.time() * 1000)))
+        elif kind == "resume" and is_seq(message.get("last_seq")):
+            await self.resume(message["last_seq"])
+        else:
+            await self.close(code=CloseCode.BAD_MESSAGE)
+
+    async def resume(self, after_seq: int) -> None:
+        updates, state, through, complete = await database_sync_to_async(catch_up)(
+            self.session_id, after_seq
+        )
+        for update in updates:
+            await self.send(text_data=update["html"])
+        for fragment in state:
+            await self.send(text_data=fragment)
+        self.replayed_through = max(self.replayed_through, through)
+        await self.send(text_data=live.render_synced(through, complete=complete))
+
+    # --- from the channel layer ---------------------------------------------------------
+
+    async def live_update(self, event: LiveUpdate) -> None:
+        seq = event["seq"]
+        if seq != live.UNSEQUENCED and seq <= self.replayed_through:
+            return  # the replay sent this change, or a newer one of the same item
+        await self.send(text_data=event["html"])
+
+    async def live_close(self, event: SessionClosed) -> None:
+        link_id = event.get("share_link_id")
+        if link_id is None or (self.viewer and link_id == self.viewer.share_link_id):
+            await self.close(code=event.get("code", CloseCode.FORBIDDEN))
+
+
+def is_seq(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -1,0 +1,354 @@
+/*
+ * The live page's browser half (templates/sessions_app/live.html#board).
+ *
+ * htmx's ws extension owns the socket and swaps each pushed fragment by its id
+ * (hx-swap-oob). This file adds what a live view needs around that:
+ *  - a new item (an id not on the page yet) goes into its list in start-time order
+ *    (data-list, data-order), and an older copy of an item never replaces a newer one
+ *    (data-seq): a message received twice, or late, changes nothing;
+ *  - on every (re)connect it sends {"type": "resume", "last_seq": N}, N being the highest
+ *    sequence number up to which the page is complete; the server replays what came after;
+ *  - a ping every data-ping-seconds; no message for data-stale-seconds means a dead
+ *    connection, which is replaced; the indicator says live / reconnecting / offline;
+ *  - capture health: each stream's age since its last event, and a warning when a channel
+ *    of an active session is silent for data-silence-seconds;
+ *  - the transcript follows new lines unless the reader scrolled up ("Jump to latest").
+ * Protocol and close codes: sessions_app/consumers.py.
+ */
+(function () {
+  "use strict";
+
+  var root = document.getElementById("live");
+  if (!root) return;
+
+  function num(value, fallback) {
+    var n = Number(value);
+    return value !== undefined && value !== "" && isFinite(n) ? n : fallback;
+  }
+
+  var pingMs = num(root.dataset.pingSeconds, 20) * 1000;
+  var staleMs = num(root.dataset.staleSeconds, 45) * 1000;
+  var silenceMs = num(root.dataset.silenceSeconds, 20) * 1000;
+  var skewMs = num(root.dataset.serverMs, Date.now()) - Date.now(); // server clock - ours
+
+  // --- capture health --------------------------------------------------------------------
+
+  var heard = {}; // stream id -> server-clock ms of the newest event seen live here
+
+  function markHeard(streamId) {
+    if (streamId) heard[streamId] = Date.now() + skewMs;
+  }
+
+  function sessionActive() {
+    var status = document.getElementById("live-status");
+    return !!status && status.dataset.sessionStatus === "active";
+  }
+
+  function ageText(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+
+  var lastWarning = "";
+
+  function refreshHealth() {
+    var now = Date.now() + skewMs;
+    var active = sessionActive();
+    var silent = [];
+    document.querySelectorAll("#health li.health").forEach(function (row) {
+      var state = row.querySelector(".health-state");
+      if (!state) return;
+      var last = Math.max(num(row.dataset.lastEvent, 0), heard[row.dataset.stream] || 0);
+      var next;
+      if (!last) {
+        next = "waiting";
+        state.textContent = "no events yet";
+      } else if (active && now - last > silenceMs) {
+        next = "silent";
+        state.textContent = "silent for " + ageText(now - last);
+        var name = row.querySelector(".speaker");
+        silent.push(name ? name.textContent.trim() : "a channel");
+      } else {
+        next = active ? "live" : "idle";
+        state.textContent = (active ? "live, last event " : "last event ") + ageText(now - last) + " ago";
+      }
+      state.dataset.state = next;
+      row.dataset.state = next;
+    });
+    var warning = document.getElementById("health-warning");
+    var text = silent.length
+      ? "No events for over " + Math.round(silenceMs / 1000) + " s from: " + silent.join(", ") +
+        ". Check that the desktop client is still capturing."
+      : "";
+    if (warning && text !== lastWarning) {
+      warning.textContent = text; // a status region: announced when it changes, not every second
+      warning.hidden = !text;
+      lastWarning = text;
+    }
+  }
+
+  refreshHealth();
+  setInterval(refreshHealth, 1000);
+
+  // --- the transcript follows new lines unless the reader scrolled up -------------------
+
+  var feed = document.getElementById("transcript");
+  var jump = document.getElementById("jump-latest");
+  var follow = true;
+
+  function atBottom() {
+    return feed.scrollHeight - feed.scrollTop - feed.clientHeight < 48;
+  }
+  function toLatest() {
+    feed.scrollTop = feed.scrollHeight;
+    follow = true;
+    jump.hidden = true;
+  }
+  if (feed && jump) {
+    feed.addEventListener("scroll", function () {
+      follow = atBottom();
+      if (follow) jump.hidden = true;
+    });
+    jump.addEventListener("click", function () {
+      toLatest();
+      feed.focus();
+    });
+    toLatest();
+  }
+
+  // --- new items in order, older copies never over newer ones ---------------------------
+
+  function insertInOrder(element) {
+    var list = document.querySelector('[data-list-root="' + element.dataset.list + '"]');
+    if (!list) return false;
+    var order = num(element.dataset.order, 0);
+    // New items are nearly always the latest: scan from the end.
+    var child = list.lastElementChild;
+    while (child && !(child.dataset.order !== undefined && num(child.dataset.order, 0) <= order)) {
+      child = child.previousElementSibling;
+    }
+    if (child) child.after(element);
+    else {
+      var first = list.querySelector("[data-order]");
+      if (first) first.before(element);
+      else list.appendChild(element);
+    }
+    return true;
+  }
+
+  // Before htmx swaps a message: give each new item an empty slot in its list, so the
+  // swap that follows fills it in place (htmx swaps by id; it cannot know where a new id
+  // belongs). The slot's seq is -1, below any real copy.
+  function prepareSlot(incoming) {
+    if (!incoming.id || document.getElementById(incoming.id)) return;
+    var slot = document.createElement(incoming.tagName);
+    slot.id = incoming.id;
+    slot.className = "slot";
+    slot.dataset.list = incoming.dataset.list;
+    slot.dataset.order = incoming.dataset.order;
+    slot.dataset.seq = "-1";
+    insertInOrder(slot);
+  }
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var fragment = event.detail.fragment;
+    var incoming = fragment && (fragment.firstElementChild || fragment);
+    if (!target || !incoming || !target.dataset || !incoming.dataset) return;
+    if (target.dataset.seq === undefined || incoming.dataset.seq === undefined) return;
+    if (num(incoming.dataset.seq, 0) < num(target.dataset.seq, 0)) {
+      event.detail.shouldSwap = false; // a late copy of something the page already has newer
+    }
+  });
+
+  // The fallback when an item arrives by any other oob path: htmx found no element with
+  // its id, so put it into its list here.
+  document.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    var element = event.detail.content;
+    if (element && element.dataset && element.dataset.list && !document.getElementById(element.id)) {
+      if (insertInOrder(element)) htmx.process(element);
+    }
+  });
+
+  var socketHolder = document.getElementById("live-socket");
+  var connection = document.getElementById("connection");
+  if (!socketHolder || !connection) return; // an ended session: nothing more comes
+
+  // --- sequence numbers: what the page is complete up to --------------------------------
+
+  var complete = num(root.dataset.lastSeq, 0); // every change numbered <= this is on the page
+  var received = {}; // numbers above `complete` seen since, waiting for the ones between
+  var replaying = false;
+
+  function noteSeq(seq) {
+    if (seq <= complete) return;
+    received[seq] = true;
+    while (received[complete + 1]) {
+      delete received[complete + 1];
+      complete += 1;
+    }
+  }
+  function completeThrough(through) {
+    if (through <= complete) return;
+    complete = through;
+    Object.keys(received).forEach(function (seq) {
+      if (Number(seq) <= complete) delete received[seq];
+    });
+    while (received[complete + 1]) {
+      delete received[complete + 1];
+      complete += 1;
+    }
+  }
+
+  // --- the connection ------------------------------------------------------------------
+
+  var FINAL = { 4400: 1, 4401: 1, 4403: 1, 4404: 1, 4413: 1 }; // do not come back after these
+  var HTMX_RETRIES = { 1006: 1, 1011: 1, 1012: 1, 1013: 1 }; // the ws extension reconnects
+  var wrapper = null;
+  var socket = null;
+  var lastHeard = Date.now();
+  var retries = 0;
+  var failedOpens = 0;
+  var stopped = false;
+
+  function show(state, text) {
+    connection.dataset.state = state;
+    connection.textContent = text;
+    root.dataset.connection = state;
+  }
+
+  function stop(text) {
+    stopped = true;
+    show("closed", text);
+    socketHolder.remove(); // the ws extension stops reconnecting once its element is gone
+  }
+
+  function send(message) {
+    if (wrapper) wrapper.send(JSON.stringify(message));
+  }
+
+  function replaceSocket() {
+    if (stopped || !wrapper) return;
+    if (socket) {
+      socket.onclose = null; // this one is given up: its late close must not reconnect again
+      socket.onerror = null;
+    }
+    show(navigator.onLine === false ? "offline" : "reconnecting", navigator.onLine === false ? "Offline: waiting for the network…" : "Reconnecting…");
+    wrapper.reconnect();
+  }
+
+  document.addEventListener("htmx:wsConnecting", function () {
+    if (!stopped && root.dataset.connection !== "offline") {
+      show(root.dataset.connection === "live" || retries ? "reconnecting" : "connecting",
+        retries ? "Reconnecting…" : "Connecting…");
+    }
+  });
+
+  document.addEventListener("htmx:wsOpen", function (event) {
+    wrapper = event.detail.socketWrapper;
+    socket = event.detail.event.target;
+    retries = 0;
+    failedOpens = 0;
+    lastHeard = Date.now();
+    show("live", "Live");
+    replaying = true;
+    send({ type: "resume", last_seq: complete });
+  });
+
+  document.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail.event.code;
+    var closed = event.detail.event.target;
+    wrapper = event.detail.socketWrapper || wrapper;
+    if (socket && closed !== socket && socket.readyState <= 1) return; // one already replaced
+    var wasOpen = closed === socket;
+    socket = null;
+    if (stopped) return;
+    if (FINAL[code]) {
+      stop(code === 4403 || code === 4401 ? "Disconnected: this link no longer gives access." : "Disconnected.");
+      return;
+    }
+    if (!wasOpen) {
+      failedOpens += 1;
+      if (failedOpens >= 2) probeAccess();
+    }
+    retries += 1;
+    if (navigator.onLine === false) show("offline", "Offline: waiting for the network…");
+    else show("reconnecting", "Reconnecting…");
+    if (!HTMX_RETRIES[code]) {
+      // Closed cleanly (server restart, idle timeout, …): the extension leaves it there.
+      var delay = Math.min(30000, 500 * Math.pow(2, Math.min(retries, 6))) * Math.random();
+      setTimeout(function () {
+        if (!stopped && (!socket || socket.readyState > 1)) replaceSocket();
+      }, delay);
+    }
+  });
+
+  // A handshake the server refuses looks like a dropped network to a browser. Ask the page
+  // itself: if it is gone (link revoked or expired, logged out), stop trying.
+  function probeAccess() {
+    var url = root.dataset.probeUrl;
+    if (!url) return;
+    fetch(url, { credentials: "same-origin", redirect: "manual", cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 404 || response.status === 403) stop("Disconnected: this page is no longer available to you.");
+        else if (response.type === "opaqueredirect") stop("Disconnected: you were logged out.");
+      })
+      .catch(function () { /* still offline: keep trying */ });
+  }
+
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    lastHeard = Date.now();
+    var template = document.createElement("template");
+    template.innerHTML = event.detail.message;
+    Array.prototype.forEach.call(template.content.children, function (incoming) {
+      if (incoming.id === "live-heartbeat") {
+        skewMs = num(incoming.dataset.serverMs, Date.now() + skewMs) - Date.now();
+      } else if (incoming.id === "live-synced") {
+        replaying = false;
+        if (incoming.dataset.reload) window.location.reload(); // too far behind to replay
+        completeThrough(num(incoming.dataset.through, 0));
+      } else if (incoming.dataset.list) {
+        noteSeq(num(incoming.dataset.seq, 0));
+        if (!replaying) markHeard(incoming.dataset.stream);
+        prepareSlot(incoming);
+      }
+    });
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    refreshHealth();
+    if (!feed) return;
+    if (follow) toLatest();
+    else if (feed.scrollHeight > feed.clientHeight) jump.hidden = false;
+  });
+
+  setInterval(function () {
+    if (stopped || !socket || socket.readyState !== 1) return;
+    send({ type: "ping" });
+  }, pingMs);
+
+  setInterval(function () {
+    if (stopped || !socket || socket.readyState !== 1) return;
+    if (Date.now() - lastHeard > staleMs) replaceSocket(); // a silent connection is a dead one
+  }, 1000);
+
+  // The browser knows when the network went away: a socket open across that is likely
+  // dead (its peer may never tell), so give it up now and start afresh (with a resume)
+  // when the network is back, instead of waiting for the heartbeat to notice.
+  window.addEventListener("offline", function () {
+    if (stopped) return;
+    show("offline", "Offline: waiting for the network…");
+    if (socket) {
+      var dead = socket;
+      dead.onclose = null;
+      dead.onerror = null;
+      socket = null;
+      dead.close();
+    }
+  });
+  window.addEventListener("online", function () {
+    if (!stopped && !(socket && socket.readyState === 1)) replaceSocket();
+  });
+})();

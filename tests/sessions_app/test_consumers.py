@@ -1,0 +1,315 @@
+"""The live socket, through the real ASGI application: Origin check, session auth, routing.
+
+Each test speaks the protocol a browser speaks (sessions_app/consumers.py) and asserts
+the close codes and the fragments that arrive, and with ``receive_nothing`` what must not.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from django.utils import timezone
+
+from copilot.asgi import application
+from sessions_app import live, sharing
+from sessions_app.consumers import MAX_MESSAGE_BYTES
+from sessions_app.models import ShareLink
+from tests.sessions_app.conftest import fire, note, say, session_cookie
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+
+ORIGIN = (b"origin", b"http://testserver")
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """A new layer per test: each test runs its own event loop."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+def cookie_for(user) -> bytes:
+    return session_cookie(user).encode()
+
+
+async def socket(session_id: int, *, user=None, share: str = "", origin: bytes = ORIGIN[1]):
+    path = f"/ws/sessions/{session_id}/" + (f"?share={share}" if share else "")
+    headers = [(b"origin", origin)]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(cookie_for)(user)))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def opened(communicator: WebsocketCommunicator) -> WebsocketCommunicator:
+    connected, code = await communicator.connect(timeout=5)
+    assert connected, f"refused with {code}"
+    return communicator
+
+
+async def refused(communicator: WebsocketCommunicator) -> int | None:
+    connected, code = await communicator.connect(timeout=5)
+    assert not connected
+    return code
+
+
+async def closed_with(communicator: WebsocketCommunicator) -> int:
+    message = await communicator.receive_output(timeout=5)
+    assert message["type"] == "websocket.close", message
+    return message["code"]
+
+
+async def resume(communicator: WebsocketCommunicator, last_seq: int) -> list[str]:
+    """Send a resume and collect the fragments up to the synced marker."""
+    await communicator.send_to(text_data=json.dumps({"type": "resume", "last_seq": last_seq}))
+    fragments = []
+    while True:
+        fragment = await communicator.receive_from(timeout=5)
+        if 'id="live-synced"' in fragment:
+            return [*fragments, fragment]
+        fragments.append(fragment)
+
+
+def item_ids(fragments: list[str]) -> list[str]:
+    ids = []
+    for fragment in fragments:
+        match = re.match(r'\s*<li id="((?:seg|ins|alert)-\d+)"', fragment)
+        if match:
+            ids.append(match.group(1))
+    return ids
+
+
+class TestWhoMayConnect:
+    async def test_the_owner_is_accepted_and_gets_what_the_relay_publishes(
+        self, owner, meeting, mic
+    ) -> None:
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        segment = await sync_to_async(say)(mic, "Shipping on Friday", 1000)
+        await live.apublish(meeting.pk, [await sync_to_async(live.message)(segment, meeting)])
+        fragment = await communicator.receive_from(timeout=5)
+        assert f'id="seg-{segment.pk}"' in fragment
+        assert 'hx-swap-oob="true"' in fragment
+        assert "Shipping on Friday" in fragment
+        await communicator.disconnect()
+
+    async def test_a_share_links_holder_is_accepted_without_an_account(
+        self, meeting, mic, share_link
+    ) -> None:
+        communicator = await opened(await socket(meeting.pk, share=share_link.token))
+        segment = await sync_to_async(say)(mic, "Welcome, everyone", 1000)
+        await live.apublish(meeting.pk, [await sync_to_async(live.message)(segment, meeting)])
+        assert "Welcome, everyone" in await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+
+    async def test_a_viewer_is_read_only_anything_but_resume_and_ping_closes(
+        self, meeting, mic, share_link
+    ) -> None:
+        communicator = await opened(await socket(meeting.pk, share=share_link.token))
+        await communicator.send_json_to(
+            {"type": "rename", "stream": mic.pk, "speaker_label": "Mallory"}
+        )
+        assert await closed_with(communicator) == 4400
+        await mic.arefresh_from_db()
+        assert mic.speaker_label == ""
+
+    async def test_a_stranger_is_refused_as_if_the_session_did_not_exist(
+        self, stranger, meeting
+    ) -> None:
+        assert await refused(await socket(meeting.pk, user=stranger)) == 4404
+
+    async def test_an_unknown_session_is_refused(self, owner, meeting) -> None:
+        assert await refused(await socket(meeting.pk + 1000, user=owner)) == 4404
+
+    async def test_anonymous_is_refused(self, meeting) -> None:
+        assert await refused(await socket(meeting.pk)) == 4401
+
+    async def test_a_wrong_token_is_refused(self, meeting) -> None:
+        assert await refused(await socket(meeting.pk, share="not-a-token")) == 4403
+
+    async def test_a_link_to_another_session_is_refused(self, meeting, make_session, owner) -> None:
+        other = await sync_to_async(make_session)(owner)
+        link = await sync_to_async(sharing.create_link)(other, owner)
+        assert await refused(await socket(meeting.pk, share=link.token)) == 4403
+
+    async def test_a_revoked_link_is_refused(self, meeting, revoked_link) -> None:
+        assert await refused(await socket(meeting.pk, share=revoked_link.token)) == 4403
+
+    async def test_an_expired_link_is_refused(self, meeting, expired_link) -> None:
+        assert await refused(await socket(meeting.pk, share=expired_link.token)) == 4403
+
+    async def test_a_page_on_another_site_is_refused_even_with_the_owners_cookie(
+        self, owner, meeting
+    ) -> None:
+        await refused(await socket(meeting.pk, user=owner, origin=b"https://evil.example"))
+
+
+class TestRevoking:
+    async def test_revoking_a_link_closes_its_open_sockets_at_once_and_only_those(
+        self, owner, meeting, share_link
+    ) -> None:
+        other_link = await sync_to_async(sharing.create_link)(meeting, owner)
+        revoked_viewer = await opened(await socket(meeting.pk, share=share_link.token))
+        other_viewer = await opened(await socket(meeting.pk, share=other_link.token))
+        owners_page = await opened(await socket(meeting.pk, user=owner))
+
+        client = Client()
+        await sync_to_async(client.force_login)(owner)
+        response = await sync_to_async(client.post)(
+            f"/sessions/{meeting.pk}/links/{share_link.pk}/revoke/"
+        )
+        assert response.status_code == 302
+
+        assert await closed_with(revoked_viewer) == 4403
+        assert await other_viewer.receive_nothing(timeout=0.3)
+        assert await owners_page.receive_nothing(timeout=0.1)
+        assert (await ShareLink.objects.aget(pk=share_link.pk)).revoked_at is not None
+        # And it cannot come back.
+        assert await refused(await socket(meeting.pk, share=share_link.token)) == 4403
+        await other_viewer.disconnect()
+        await owners_page.disconnect()
+
+    async def test_a_link_that_expires_while_open_closes_its_socket(
+        self, owner, meeting, settings
+    ) -> None:
+        settings.LIVE_SOCKET_IDLE_SECONDS = 2  # the watchdog looks every half second
+        expires = timezone.now() + timedelta(seconds=1)
+        link = await sync_to_async(sharing.create_link)(meeting, owner, expires_at=expires)
+        communicator = await opened(await socket(meeting.pk, share=link.token))
+        await communicator.send_json_to({"type": "ping"})
+        await communicator.receive_from(timeout=5)
+        assert await closed_with(communicator) == 4403
+
+
+class TestResume:
+    async def test_resume_replays_exactly_the_missed_changes_in_order_then_a_marker(
+        self, owner, meeting, mic, system_audio, screen
+    ) -> None:
+        seen = await sync_to_async(say)(mic, "Already on the page", 1000, final=True)
+        missed_interim = await sync_to_async(say)(system_audio, "We could", 2000)
+        missed_final = await sync_to_async(say)(system_audio, "We could ship it", 2000, final=True)
+        slide = await sync_to_async(note)(screen, "Pricing slide", 2500, kind="visual")
+        alert = await sync_to_async(fire)(mic, "pricing", 3000)
+        assert missed_interim.pk == missed_final.pk  # updated in place
+
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        fragments = await resume(communicator, last_seq=seen.seq)
+
+        assert item_ids(fragments) == [
+            f"seg-{missed_final.pk}",
+            f"ins-{slide.pk}",
+            f"alert-{alert.pk}",
+        ]
+        replayed = fragments[0]
+        assert "We could ship it" in replayed
+        assert 'data-seq="3"' in replayed  # the newest change only, not the interim
+        assert f'data-through="{alert.seq}"' in fragments[-1]
+        # Then the unsequenced state: status and each stream's speaker and health row.
+        assert any('id="live-status"' in fragment for fragment in fragments)
+        assert any(f'id="health-{screen.pk}"' in fragment for fragment in fragments)
+        assert await communicator.receive_nothing(timeout=0.2)
+        await communicator.disconnect()
+
+    async def test_a_live_copy_of_a_change_the_replay_covered_is_not_sent_again(
+        self, owner, meeting, mic
+    ) -> None:
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        interim = await sync_to_async(say)(mic, "Let's", 1000)
+        final = await sync_to_async(say)(mic, "Let's decide", 1000, final=True)
+        fragments = await resume(communicator, last_seq=0)
+        assert item_ids(fragments) == [f"seg-{final.pk}"]
+        # The relay's messages for both changes arrive after the replay: both are covered.
+        stale = {"type": "live.update", "seq": interim.seq, "html": "<li>interim</li>"}
+        await live.apublish(meeting.pk, [stale])
+        assert await communicator.receive_nothing(timeout=0.3)
+        newer = await sync_to_async(say)(mic, "Next point", 5000)
+        await live.apublish(meeting.pk, [await sync_to_async(live.message)(newer, meeting)])
+        assert f'id="seg-{newer.pk}"' in await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+
+    async def test_a_resume_from_the_latest_number_replays_nothing(
+        self, owner, meeting, mic
+    ) -> None:
+        segment = await sync_to_async(say)(mic, "Hello", 1000)
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        fragments = await resume(communicator, last_seq=segment.seq)
+        assert item_ids(fragments) == []
+        await communicator.disconnect()
+
+
+class TestMessages:
+    async def test_a_ping_gets_a_heartbeat(self, owner, meeting) -> None:
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        await communicator.send_json_to({"type": "ping"})
+        heartbeat = await communicator.receive_from(timeout=5)
+        assert 'id="live-heartbeat"' in heartbeat
+        assert re.search(r'data-server-ms="\d{13}"', heartbeat)
+        await communicator.disconnect()
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            '{"type": "subscribe", "session": 2}',
+            '{"type": "resume", "last_seq": -1}',
+            '{"type": "resume", "last_seq": "12"}',
+            '{"type": "resume"}',
+            "[1, 2]",
+            "not json",
+        ],
+    )
+    async def test_an_unknown_or_malformed_message_closes_with_4400(
+        self, owner, meeting, text
+    ) -> None:
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        await communicator.send_to(text_data=text)
+        assert await closed_with(communicator) == 4400
+
+    async def test_a_binary_message_closes_with_4400(self, owner, meeting) -> None:
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        await communicator.send_to(bytes_data=b'{"type": "ping"}')
+        assert await closed_with(communicator) == 4400
+
+    async def test_an_oversized_message_closes_with_4413(self, owner, meeting) -> None:
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        padding = "x" * MAX_MESSAGE_BYTES
+        await communicator.send_to(text_data=json.dumps({"type": "ping", "pad": padding}))
+        assert await closed_with(communicator) == 4413
+
+    async def test_a_silent_browser_is_closed_as_a_dead_peer(
+        self, owner, meeting, settings
+    ) -> None:
+        settings.LIVE_SOCKET_IDLE_SECONDS = 0.4
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        assert await closed_with(communicator) == 4408
+
+    async def test_a_pinging_browser_is_kept(self, owner, meeting, settings) -> None:
+        settings.LIVE_SOCKET_IDLE_SECONDS = 0.6
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        for _ in range(4):
+            await communicator.send_json_to({"type": "ping"})
+            assert "live-heartbeat" in await communicator.receive_from(timeout=5)
+            await communicator.receive_nothing(timeout=0.3)
+        await communicator.disconnect()
+
+    async def test_a_speaker_rename_reaches_every_socket(
+        self, owner, meeting, mic, share_link
+    ) -> None:
+        owners = await opened(await socket(meeting.pk, user=owner))
+        viewer = await opened(await socket(meeting.pk, share=share_link.token))
+        client = Client()
+        await sync_to_async(client.force_login)(owner)
+        response = await sync_to_async(client.post)(
+            f"/sessions/{meeting.pk}/streams/{mic.pk}/speaker/", {"speaker_label": "Priya"}
+        )
+        assert response.status_code == 302
+        for communicator in (owners, viewer):
+            fragment = await communicator.receive_from(timeout=5)
+            assert f"innerHTML:.speaker[data-stream='{mic.pk}']" in fragment
+            assert ">Priya<" in fragment
+            await communicator.disconnect()

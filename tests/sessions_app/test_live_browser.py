@@ -1,0 +1,347 @@
+"""The live page in a real browser against a real Daphne (DEBUG off, full CSP).
+
+Items are stored the way the relay stores them (numbered in the session's sequence) from
+this process. Pushing them needs the channel layer Daphne listens on: Redis, on the
+PostgreSQL + Redis pass, so the tests that push are marked ``services``. The others need
+no push: the page renders from the database, and a browser that reconnects catches up
+from the database too.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.utils import timezone
+
+from sessions_app import live, sharing
+from sessions_app.models import CaptureSession, RTStream, User
+from tests.conftest import PASSWORD
+from tests.sessions_app.conftest import HOSTILE, fire, say
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+SCREENSHOT = "/tmp/live.png"
+AT_BOTTOM = (
+    "(f => f.scrollHeight - f.scrollTop - f.clientHeight < 48)"
+    "(document.getElementById('transcript'))"
+)
+
+
+def orm[T](work: Callable[[], T]) -> T:
+    """Run ORM (or channel-layer) ``work`` off the browser's thread, which has Playwright's
+    event loop, and close the connection it opened."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+def push(session: CaptureSession, *items) -> None:
+    """What the relay does after storing: publish each item's fragment to the session."""
+    orm(lambda: live.publish(session, [live.message(item, session) for item in items]))
+
+
+def problems(messages: list[str]) -> list[str]:
+    return [
+        message
+        for message in messages
+        if "Content Security Policy" in message
+        or message.startswith("pageerror:")
+        or message.startswith("Failed to load resource")
+        or "htmx:" in message  # e.g. an oob fragment that found no place on the page
+    ]
+
+
+def log_in(page: Page, base_url: str, username: str, next_path: str) -> None:
+    page.goto(f"{base_url}/accounts/login/?next={next_path}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base_url}{next_path}")
+
+
+def until(page: Page, script: str, timeout: float = 10.0) -> None:
+    """Poll a JavaScript expression until it is true. (Playwright's wait_for_function polls
+    through eval, which the page's CSP rightly refuses; evaluate goes through DevTools.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(script):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {script}")
+        page.wait_for_timeout(50)
+
+
+def wait_live(page: Page) -> None:
+    page.wait_for_selector('#connection[data-state="live"]', timeout=10_000)
+    # The first resume has been answered: the page is in step with the server.
+    page.wait_for_selector("#live-synced[data-through]", state="attached")
+
+
+def transcript(page: Page) -> list[tuple[str, str]]:
+    """(id, text) of each line on the page, in order."""
+    lines = page.eval_on_selector_all(
+        "#transcript > li[data-order]",
+        "els => els.map(e => [e.id, e.querySelector('.text').textContent])",
+    )
+    return [tuple(line) for line in lines]
+
+
+@pytest.fixture
+def stage(live_server_url: str) -> dict:
+    """An owner with an active session of two audio channels, and one line already said."""
+
+    def build() -> dict:
+        owner = User.objects.create_user("olivia", password=PASSWORD, display_name="Olivia")
+        session = CaptureSession.objects.create(
+            owner=owner,
+            title="Q3 roadmap review",
+            videodb_id="cap-live-1",
+            status=CaptureSession.Status.ACTIVE,
+            started_at=timezone.now() - timedelta(minutes=3),
+        )
+        mic = RTStream.objects.create(
+            session=session, videodb_id="rts-mic", name="mic:default", kind="mic",
+            media_types=["audio"],
+        )  # fmt: skip
+        others = RTStream.objects.create(
+            session=session, videodb_id="rts-sys", name="system_audio:default",
+            kind="system_audio", media_types=["audio"],
+        )  # fmt: skip
+        start = int(session.started_at.timestamp() * 1000)
+        first = say(mic, "Welcome to the roadmap review", start + 1_000, final=True)
+        return {"owner": owner, "session": session, "mic": mic, "others": others,
+                "start": start, "first": first}  # fmt: skip
+
+    return orm(build)
+
+
+def test_the_page_connects_shows_the_stored_state_escaped_and_warns_of_silence(
+    live_server_url: str, page: Page, stage: dict
+) -> None:
+    session, mic, others, start = stage["session"], stage["mic"], stage["others"], stage["start"]
+
+    def hostile_and_quiet() -> None:
+        say(others, HOSTILE, start + 2_000, final=True)
+        fire(mic, "pricing_discussed", start + 3_000, text="A price was named")
+        silence = getattr(settings, "LIVE_SILENCE_WARNING_SECONDS", 20)
+        # The system audio was last heard a little less than the threshold ago.
+        RTStream.objects.filter(pk=others.pk).update(
+            last_event_received_at=timezone.now() - timedelta(seconds=silence - 4)
+        )
+
+    orm(hostile_and_quiet)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(page, live_server_url, "olivia", f"/sessions/{session.pk}/")
+    wait_live(page)
+
+    assert page.locator("#connection").inner_text() == "Live"
+    lines = transcript(page)
+    assert [text for _, text in lines] == ["Welcome to the roadmap review", HOSTILE]
+    # Markup from VideoDB is text: no image, no htmx attribute made it into the DOM.
+    assert page.locator("#transcript img, #transcript [hx-get]").count() == 0
+    notice = page.get_by_role("alert").filter(has_text="pricing_discussed")
+    assert notice.is_visible()
+    assert "confidence 92%" in page.locator("#alerts").inner_text()
+
+    health = page.locator(f"#health-{others.pk}")
+    assert health.get_attribute("data-state") == "live"
+    page.wait_for_selector(f'#health-{others.pk}[data-state="silent"]', timeout=10_000)
+    assert re.search(r"silent for \d+ s", health.inner_text())
+    warning = page.locator("#health-warning")
+    assert warning.is_visible() and "Others" in warning.inner_text()
+    assert page.locator(f'#health-{mic.pk}[data-state="silent"]').count() == 0
+
+    page.screenshot(path=SCREENSHOT, full_page=True)
+    assert dialogs == []  # onerror=alert(1) never ran
+    assert problems(page.console_messages) == []
+
+    # Readable in both colour schemes (WCAG AA, 4.5:1) where the live view adds colour.
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for selector in ("#connection", "#alert-notice strong", ".alert-label", "#health-warning",
+                         f"#health-{others.pk} .health-state", ".line .offset"):  # fmt: skip
+            colours = page.locator(selector).first.evaluate(
+                "el => { let bg = el, c; while (bg && ((c = getComputedStyle(bg).backgroundColor)"
+                " === 'rgba(0, 0, 0, 0)' || c === 'transparent')) bg = bg.parentElement;"
+                " return [getComputedStyle(el).color, c]; }"
+            )
+            assert contrast(*colours) >= 4.5, (scheme, selector, colours)
+
+
+def contrast(foreground: str, background: str) -> float:
+    """WCAG contrast ratio of two computed ``rgb(r, g, b)`` colours."""
+
+    def luminance(css: str) -> float:
+        channels = [int(part) / 255 for part in re.findall(r"\d+", css)[:3]]
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_after_a_network_drop_the_page_resumes_without_gaps_or_duplicates(
+    live_server_url: str, page: Page, stage: dict
+) -> None:
+    session, mic, others, start = stage["session"], stage["mic"], stage["others"], stage["start"]
+    log_in(page, live_server_url, "olivia", f"/sessions/{session.pk}/")
+    wait_live(page)
+
+    page.context.set_offline(True)
+    page.wait_for_selector('#connection[data-state="offline"]', timeout=10_000)
+
+    def meanwhile() -> list:
+        """What happens while the browser is away: a line goes interim → final, another
+        stays interim, an earlier one arrives late, an alert fires."""
+        said = [
+            say(others, "We could", start + 5_000),
+            say(others, "We could ship on Friday", start + 5_000, final=True),
+            say(mic, "Agreed", start + 7_000),
+            say(mic, "Late line", start + 4_000, final=True),
+            fire(mic, "deadline", start + 7_500),
+        ]
+        if settings.REDIS_URL:  # the relay publishes; a browser that is away misses them
+            live.publish(session, [live.message(item, session) for item in said])
+        return said
+
+    said = orm(meanwhile)
+    page.context.set_offline(False)
+    wait_live(page)
+    page.wait_for_selector(f"#alert-{said[-1].pk}", state="attached")
+
+    lines = transcript(page)
+    ids = [line_id for line_id, _ in lines]
+    assert len(ids) == len(set(ids)), "a line is on the page twice"
+    assert lines == [
+        (f"seg-{stage['first'].pk}", "Welcome to the roadmap review"),
+        (f"seg-{said[3].pk}", "Late line"),
+        (f"seg-{said[1].pk}", "We could ship on Friday"),
+        (f"seg-{said[2].pk}", "Agreed"),
+    ]
+    assert page.locator("#transcript > li.interim").count() == 1  # "Agreed" is still interim
+    assert page.get_by_role("alert").filter(has_text="deadline").is_visible()
+    assert problems(page.console_messages) == []
+
+
+@pytest.mark.services
+def test_pushed_interim_text_is_replaced_in_place_by_the_final(
+    live_server_url: str, page: Page, stage: dict
+) -> None:
+    session, mic, others, start = stage["session"], stage["mic"], stage["others"], stage["start"]
+    log_in(page, live_server_url, "olivia", f"/sessions/{session.pk}/")
+    wait_live(page)
+
+    interim = orm(lambda: say(others, "So the plan", start + 9_000))
+    push(session, interim)
+    line = page.locator(f"#seg-{interim.pk}")
+    line.wait_for()
+    assert "interim" in line.get_attribute("class")
+    assert line.locator(".speaker").inner_text() == "Others"
+
+    final = orm(lambda: say(others, "So the plan is to ship", start + 9_000, final=True))
+    push(session, final)
+    until(page, f"!document.getElementById('seg-{final.pk}').classList.contains('interim')")
+    push(session, final)  # the same message twice changes nothing
+    push(session, interim)  # nor does a late copy of an older change
+    later = orm(lambda: say(mic, "Noted", start + 12_000, final=True))
+    push(session, later)
+    page.locator(f"#seg-{later.pk}").wait_for()
+
+    assert transcript(page) == [
+        (f"seg-{stage['first'].pk}", "Welcome to the roadmap review"),
+        (f"seg-{final.pk}", "So the plan is to ship"),
+        (f"seg-{later.pk}", "Noted"),
+    ]
+    assert page.locator("#transcript > li.interim").count() == 0
+
+    # The reader scrolls up: new lines no longer pull the transcript down, a button offers to.
+    def chatter() -> list:
+        return [say(mic, f"Line {n}", start + 13_000 + n * 1_000, final=True) for n in range(40)]
+
+    push(session, *orm(chatter))
+    page.locator("#transcript > li[data-order]").nth(42).wait_for(state="attached")
+    until(page, AT_BOTTOM)
+    page.locator("#transcript").evaluate(
+        "f => { f.scrollTop = 0; f.dispatchEvent(new Event('scroll')); }"
+    )
+    newest = orm(lambda: say(mic, "Are we done?", start + 60_000, final=True))
+    push(session, newest)
+    page.locator(f"#seg-{newest.pk}").wait_for(state="attached")
+    jump = page.get_by_role("button", name="Jump to latest")
+    jump.wait_for()
+    assert page.locator("#transcript").evaluate("f => f.scrollTop") == 0
+    jump.click()
+    until(page, AT_BOTTOM)
+    assert jump.is_hidden()
+
+    alert = orm(lambda: fire(others, "shipping_date", start + 9_500, text="Friday"))
+    push(session, alert)
+    notice = page.get_by_role("alert").filter(has_text="shipping_date")
+    notice.wait_for()
+    assert "Friday" in notice.inner_text()
+
+    # The owner renames the system audio: every line of it, and its health row, follow.
+    form = page.locator(f"#speaker-form-{others.pk}")
+    form.get_by_role("textbox").fill("Customer team")
+    form.get_by_role("button", name="Rename").click()
+    until(
+        page,
+        f"[...document.querySelectorAll('.speaker[data-stream=\"{others.pk}\"]')]"
+        ".every(e => e.textContent === 'Customer team')",
+    )
+    assert problems(page.console_messages) == []
+
+
+@pytest.mark.services
+def test_a_viewer_watches_read_only_and_is_disconnected_when_the_link_is_revoked(
+    live_server_url: str, page: Page, stage: dict
+) -> None:
+    session, mic, start = stage["session"], stage["mic"], stage["start"]
+    link = orm(lambda: sharing.create_link(session, stage["owner"]))
+    page.goto(f"{live_server_url}/s/{link.token}/")
+    wait_live(page)
+    assert page.locator("form").count() == 0  # nothing to change, not even a log-out
+    segment = orm(lambda: say(mic, "For our guests", start + 20_000, final=True))
+    push(session, segment)
+    page.locator(f"#seg-{segment.pk}").wait_for()
+
+    def revoke() -> None:
+        sharing.revoke(link)
+        live.close_sockets(session.pk, share_link_id=link.pk)
+
+    orm(revoke)
+    page.wait_for_selector('#connection[data-state="closed"]', timeout=10_000)
+    assert "no longer" in page.locator("#connection").inner_text()
+    assert problems(page.console_messages) == []
+
+
+def test_a_viewer_whose_link_is_revoked_while_away_stops_reconnecting(
+    live_server_url: str, page: Page, stage: dict
+) -> None:
+    session = stage["session"]
+    link = orm(lambda: sharing.create_link(session, stage["owner"]))
+    page.goto(f"{live_server_url}/s/{link.token}/")
+    wait_live(page)
+    page.context.set_offline(True)
+    page.wait_for_selector('#connection[data-state="offline"]')
+    orm(lambda: sharing.revoke(link))  # no socket open to close: it is refused on return
+    page.context.set_offline(False)
+    page.wait_for_selector('#connection[data-state="closed"]', timeout=20_000)
+    assert "no longer available" in page.locator("#connection").inner_text()
+    assert page.locator("#live-socket").count() == 0  # nothing left to reconnect

@@ -1,0 +1,179 @@
+"""The whole live path in a real browser: the emulator plays a meeting, VideoDB's webhooks
+start the AI, the relay stores and pushes every event, and Chromium shows it: interim text
+replaced by the final, the alert notice, a silent channel flagged, and a dropped server
+connection and a reload that both end with exactly what was stored, no gaps, no doubles.
+
+On the embedded pass Daphne runs the worker and the relay; with Redis they are processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from sessions_app import capture, gateway
+from sessions_app.models import AlertRule, CaptureSession, RelayConnection, TranscriptSegment
+from tests.conftest import (
+    PASSWORD,
+    TINY_MEETING,
+    start_relay,
+    start_server,
+    start_worker,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(240),
+]
+
+
+def orm[T](work: Callable[[], T]) -> T:
+    """ORM work off the browser's thread (which runs Playwright's event loop)."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
+@pytest.fixture
+def system(settings, tmp_path: Path) -> Iterator[dict]:
+    from videodb_emulator.testing import running_emulator
+
+    with running_emulator() as emulator:
+        env = {
+            "VIDEODB_BASE_URL": emulator.base_url,
+            "VIDEODB_API_KEY": None,
+            "TASK_RETRY_BASE_SECONDS": "0",
+            "LIVE_SILENCE_WARNING_SECONDS": "2",
+        }
+        url, first_server = start_server(tmp_path, **env)
+        state = {"url": url, "server": first_server, "emulator": emulator, "env": env,
+                 "tmp_path": tmp_path}  # fmt: skip
+        # The worker builds alert callback URLs from PUBLIC_BASE_URL: it must name this server.
+        helpers = [] if settings.EMBEDDED else [
+            start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
+            start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
+        ]  # fmt: skip
+        settings.PUBLIC_BASE_URL = url
+        settings.VIDEODB_BASE_URL = emulator.base_url
+        settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
+        settings.VIDEODB_API_KEY = ""
+        gateway.reset()
+        try:
+            wait_until(
+                lambda: RelayConnection.objects.exclude(connection_id="").exists(),
+                30,
+                "the relay to connect",
+            )
+            yield state
+        finally:
+            gateway.reset()
+            for process in helpers:
+                process.stop()
+            # The test may have replaced the server (a restart): stop whichever runs now.
+            state["server"].stop()
+
+
+def segment_ids_on_page(page) -> list[str]:
+    return page.eval_on_selector_all("#transcript li.line", "els => els.map(e => e.id)")
+
+
+def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
+    system, owner, page
+) -> None:
+    url, emulator = system["url"], system["emulator"]
+
+    def create() -> CaptureSession:
+        rule = AlertRule.objects.create(
+            owner=owner, label="pricing", prompt="Someone discusses the price", target="both"
+        )
+        return capture.create_session(
+            owner, title="Pricing review", audio_prompt="Decisions", visual_prompt="Screen",
+            alert_rules=[rule],
+        )  # fmt: skip
+
+    session = orm(create)
+    detail = f"/sessions/{session.pk}/"
+
+    page.goto(f"{url}/accounts/login/?next={detail}")
+    page.get_by_label("Username").fill(owner.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{url}{detail}")
+    page.wait_for_selector("#connection[data-state='live']", timeout=15_000)
+
+    token = orm(lambda: capture.mint_client_token(session).token)
+    emulator.control.simulate(session.videodb_id, TINY_MEETING, speed=0.5, client_token=token)
+
+    # Interim text appears, and the same line becomes final in place.
+    interim = page.wait_for_selector("#transcript li.line.interim", timeout=30_000)
+    line_id = interim.get_attribute("id")
+    page.wait_for_selector(f"#{line_id}:not(.interim)", timeout=20_000)
+    assert segment_ids_on_page(page).count(line_id) == 1
+
+    # A channel falls silent for longer than the threshold while the session is active.
+    page.wait_for_selector(".health[data-state='silent']", timeout=20_000)
+
+    # The scripted pricing objection raises the alert notice.
+    page.locator("#alert-notice", has_text="pricing").wait_for(timeout=30_000)
+
+    # The server goes away mid-meeting (a network drop for the browser) and comes back.
+    server = system["server"]
+    port = int(url.rsplit(":", 1)[1])
+    server.stop()
+    page.wait_for_selector("#connection:not([data-state='live'])", timeout=15_000)
+    _, restarted = start_server(system["tmp_path"], port=port, **system["env"])
+    system["server"] = restarted
+    page.wait_for_selector("#connection[data-state='live']", timeout=45_000)
+
+    emulator.control.wait_for_meeting(session.videodb_id, timeout=60)
+
+    def stored_finals() -> set[str]:
+        return set(
+            orm(
+                lambda: [
+                    f"seg-{pk}"
+                    for pk in TranscriptSegment.objects.filter(
+                        session=session, is_final=True
+                    ).values_list("pk", flat=True)
+                ]
+            )
+        )
+
+    def page_matches_database() -> bool:
+        ids = segment_ids_on_page(page)
+        interims = page.eval_on_selector_all("#transcript li.line.interim", "els => els.length")
+        expected = stored_finals()
+        return (
+            bool(expected)
+            and len(ids) == len(set(ids))
+            and set(ids) == expected
+            and (interims == 0)
+        )
+
+    # Everything the relay stored (including its backfill after the drop) is on the page,
+    # once each, all final.
+    remote_lines = sum(
+        len(emulator.connect().get_collection().get_rtstream(s.videodb_id)
+            .get_transcript(page_size=1000)["segments"])
+        for s in orm(lambda: list(CaptureSession.objects.get(pk=session.pk).streams.all()))
+    )  # fmt: skip
+    wait_until(lambda: len(stored_finals()) == remote_lines, 30, "the relay to catch up")
+    wait_until(page_matches_database, 30, "the page to match the database")
+
+    # A reload shows the same, from the database.
+    page.reload()
+    wait_until(page_matches_database, 15, "the reloaded page to match the database")
+    text = page.inner_text("#transcript")
+    assert "pricing page" in text
