@@ -157,6 +157,11 @@ def share_link_create(request: HttpRequest, pk: int) -> HttpResponse:
         sharing.create_link(session, request.user, expires_at=form.expires_at())
     else:
         messages.error(request, "Choose when the link expires.")
+    return _sharing_response(request, session)
+
+
+def _sharing_response(request: HttpRequest, session: CaptureSession) -> HttpResponse:
+    """The participants card again (HTMX), or the page (a plain form post)."""
     if request.htmx:
         return render(
             request, "sessions_app/session_detail.html#sharing", _sharing_context(request, session)
@@ -174,11 +179,7 @@ def share_link_revoke(request: HttpRequest, pk: int, link_pk: int) -> HttpRespon
     # Sockets opened through the link close now, not when they next reconnect. Sent even
     # when the link was already revoked: a repeat closes nothing that is still allowed.
     live.close_sockets(session.pk, share_link_id=link.pk)
-    if request.htmx:
-        return render(
-            request, "sessions_app/session_detail.html#sharing", _sharing_context(request, session)
-        )
-    return redirect("session-detail", pk=session.pk)
+    return _sharing_response(request, session)
 
 
 @require_GET

@@ -339,13 +339,23 @@ def videodb(settings) -> Iterator[object]:
     from videodb_emulator.testing import running_emulator
 
     with running_emulator(webhook_backoff_base=0.05, webhook_max_attempts=20) as emulator:
-        settings.VIDEODB_API_KEY = ""
-        settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
-        settings.VIDEODB_BASE_URL = emulator.base_url
-        settings.VIDEODB_USES_EMULATOR = True
-        gateway.reset()
+        point_at(settings, emulator)
         yield emulator
         gateway.reset()
+
+
+def point_at(settings, emulator, public_base_url: str | None = None) -> None:
+    """Make this process's gateway talk to ``emulator`` (and, for webhook and alert
+    callback URLs, name the server VideoDB should call)."""
+    from sessions_app import gateway
+
+    settings.VIDEODB_API_KEY = ""
+    settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
+    settings.VIDEODB_BASE_URL = emulator.base_url
+    settings.VIDEODB_USES_EMULATOR = True
+    if public_base_url:
+        settings.PUBLIC_BASE_URL = public_base_url
+    gateway.reset()
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
-from django.db import connections
 
 from sessions_app.models import CaptureSession, User
+from tests.browser import contrast, orm, problems
 from tests.conftest import PASSWORD
 
 if TYPE_CHECKING:
@@ -19,41 +16,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 
-def off_the_browsers_thread[T](work: Callable[[], T]) -> T:
-    """Run ORM ``work`` in a thread of its own, closing its connection afterwards.
-
-    While the browser runs, this thread has Playwright's event loop and Django rightly
-    refuses ORM calls here; a connection opened anyway would also outlive the test.
-    """
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
-
-
 SCREENSHOT = "/tmp/dashboard.png"
-
-
-def problems(messages: list[str]) -> list[str]:
-    """CSP violations, uncaught errors and failed loads (a missing favicon is one too)."""
-    return [
-        message
-        for message in messages
-        if "Content Security Policy" in message
-        or message.startswith("pageerror:")
-        or message.startswith("Failed to load resource")
-    ]
 
 
 def test_a_person_logs_in_sees_the_empty_state_then_their_session_and_logs_out(
     live_server_url: str, page: Page
 ) -> None:
-    person = off_the_browsers_thread(
+    person = orm(
         lambda: User.objects.create_user("lena", password=PASSWORD, display_name="Lena Live")
     )
 
@@ -68,7 +37,7 @@ def test_a_person_logs_in_sees_the_empty_state_then_their_session_and_logs_out(
     assert page.get_by_role("heading", name="No sessions yet").is_visible()
     assert page.get_by_role("button", name="Log out Lena Live").is_visible()
 
-    off_the_browsers_thread(
+    orm(
         lambda: CaptureSession.objects.create(
             owner=person,
             title="Customer onboarding call",
@@ -107,18 +76,6 @@ def test_a_person_logs_in_sees_the_empty_state_then_their_session_and_logs_out(
     assert problems(page.console_messages) == []
 
 
-def contrast(foreground: str, background: str) -> float:
-    """WCAG contrast ratio of two computed ``rgb(r, g, b)`` colours."""
-
-    def luminance(css: str) -> float:
-        channels = [int(part) / 255 for part in re.findall(r"\d+", css)[:3]]
-        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
-
-
 def test_the_admin_works_under_the_csp(live_server_url: str, page: Page) -> None:
     def data() -> CaptureSession:
         User.objects.create_superuser("ada", password=PASSWORD)
@@ -128,7 +85,7 @@ def test_the_admin_works_under_the_csp(live_server_url: str, page: Page) -> None
             videodb_id="cap-admin-1",
         )
 
-    session = off_the_browsers_thread(data)
+    session = orm(data)
     page.goto(f"{live_server_url}/admin/")
     page.get_by_label("Username").fill("ada")
     page.get_by_label("Password").fill(PASSWORD)

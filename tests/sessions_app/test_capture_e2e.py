@@ -30,6 +30,7 @@ from tests.conftest import (
     ROOT,
     TINY_MEETING,
     free_port,
+    point_at,
     process_env,
     start_server,
     start_worker,
@@ -107,11 +108,7 @@ def stack(emulator, settings, tmp_path: Path) -> Iterator[dict]:
             20,
             "the in-process relay to connect",
         )
-    settings.PUBLIC_BASE_URL = url
-    settings.VIDEODB_BASE_URL = emulator.base_url
-    settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
-    settings.VIDEODB_API_KEY = ""
-    gateway.reset()
+    point_at(settings, emulator, url)
     try:
         yield {"url": url, "server": server, "worker": worker, "env": env}
     finally:
@@ -256,11 +253,7 @@ def test_webhooks_arriving_while_redis_is_down_are_accepted_and_processed_later(
     }
     url, server = start_server(tmp_path, **env)
     worker = start_worker(tmp_path, PUBLIC_BASE_URL=url, **env)
-    settings.PUBLIC_BASE_URL = url
-    settings.VIDEODB_BASE_URL = emulator.base_url
-    settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
-    settings.VIDEODB_API_KEY = ""
-    gateway.reset()
+    point_at(settings, emulator, url)
     try:
         session = new_session(owner)
         redis.kill()

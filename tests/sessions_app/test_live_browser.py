@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from sessions_app import live, sharing
 from sessions_app.models import CaptureSession, RTStream, User
+from tests.browser import contrast, log_in, orm, problems
 from tests.conftest import PASSWORD
 from tests.sessions_app.conftest import HOSTILE, fire, say
 
@@ -38,42 +36,9 @@ AT_BOTTOM = (
 )
 
 
-def orm[T](work: Callable[[], T]) -> T:
-    """Run ORM (or channel-layer) ``work`` off the browser's thread, which has Playwright's
-    event loop, and close the connection it opened."""
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
-
-
 def push(session: CaptureSession, *items) -> None:
     """What the relay does after storing: publish each item's fragment to the session."""
     orm(lambda: live.publish(session, [live.message(item, session) for item in items]))
-
-
-def problems(messages: list[str]) -> list[str]:
-    return [
-        message
-        for message in messages
-        if "Content Security Policy" in message
-        or message.startswith("pageerror:")
-        or message.startswith("Failed to load resource")
-        or "htmx:" in message  # e.g. an oob fragment that found no place on the page
-    ]
-
-
-def log_in(page: Page, base_url: str, username: str, next_path: str) -> None:
-    page.goto(f"{base_url}/accounts/login/?next={next_path}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{base_url}{next_path}")
 
 
 def until(page: Page, script: str, timeout: float = 10.0) -> None:
@@ -182,18 +147,6 @@ def test_the_page_connects_shows_the_stored_state_escaped_and_warns_of_silence(
                 " return [getComputedStyle(el).color, c]; }"
             )
             assert contrast(*colours) >= 4.5, (scheme, selector, colours)
-
-
-def contrast(foreground: str, background: str) -> float:
-    """WCAG contrast ratio of two computed ``rgb(r, g, b)`` colours."""
-
-    def luminance(css: str) -> float:
-        channels = [int(part) / 255 for part in re.findall(r"\d+", css)[:3]]
-        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
-        return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 def test_after_a_network_drop_the_page_resumes_without_gaps_or_duplicates(

@@ -8,18 +8,17 @@ On the embedded pass Daphne runs the worker and the relay; with Redis they are p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from sessions_app import capture, gateway
 from sessions_app.models import AlertRule, CaptureSession, RelayConnection, TranscriptSegment
+from tests.browser import log_in, orm
 from tests.conftest import (
-    PASSWORD,
     TINY_MEETING,
+    point_at,
     start_relay,
     start_server,
     start_worker,
@@ -31,19 +30,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(240),
 ]
-
-
-def orm[T](work: Callable[[], T]) -> T:
-    """ORM work off the browser's thread (which runs Playwright's event loop)."""
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
 
 
 @pytest.fixture
@@ -65,11 +51,7 @@ def system(settings, tmp_path: Path) -> Iterator[dict]:
             start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
             start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
         ]  # fmt: skip
-        settings.PUBLIC_BASE_URL = url
-        settings.VIDEODB_BASE_URL = emulator.base_url
-        settings.VIDEODB_EMULATOR_API_KEY = emulator.api_key
-        settings.VIDEODB_API_KEY = ""
-        gateway.reset()
+        point_at(settings, emulator, url)
         try:
             wait_until(
                 lambda: RelayConnection.objects.exclude(connection_id="").exists(),
@@ -106,11 +88,7 @@ def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
     session = orm(create)
     detail = f"/sessions/{session.pk}/"
 
-    page.goto(f"{url}/accounts/login/?next={detail}")
-    page.get_by_label("Username").fill(owner.username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{url}{detail}")
+    log_in(page, url, owner.username, detail)
     page.wait_for_selector("#connection[data-state='live']", timeout=15_000)
 
     token = orm(lambda: capture.mint_client_token(session).token)
