@@ -94,7 +94,7 @@ async def consume(ws: Any, lateness: list[float], counts: list[int], index: int)
 async def run(args: argparse.Namespace) -> int:
     port = args.port or free_port()
     base_url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(  # noqa: S603 - our own emulator
+    server = subprocess.Popen(
         [
             sys.executable,
             "-m",

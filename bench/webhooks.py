@@ -101,7 +101,7 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and manage.py)
+    process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, **env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
