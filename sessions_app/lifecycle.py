@@ -368,3 +368,15 @@ def reset_delivery(delivery: WebhookDelivery) -> bool:
         processed_at=None, outcome=WebhookDelivery.Outcome.PENDING, error=""
     )
     return True
+
+
+def record_lost(session_id: int, message: str) -> bool:
+    """VideoDB answered that it does not know the session: it has failed for good."""
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is None or session.has_ended:
+        return False
+    return _advance(
+        session,
+        S.FAILED,
+        {"data": {"error": {"code": "not_found_in_videodb", "message": message}}},
+    )

@@ -90,6 +90,11 @@ def sync_session(self, session_id: int) -> str:
             return "failed"
         raise self.retry(exc=exc, countdown=self.backoff()) from exc
     except PermanentGatewayError as exc:
+        if exc.status == 404:
+            # VideoDB no longer has the session (the local emulator forgets everything on
+            # restart): it will never move again, so stop watching it and say why.
+            lifecycle.record_lost(session_id, exc.message)
+            return "lost"
         logger.warning("re-reading session %s refused: %s", session_id, exc.message)
         return "refused"
     _follow_up(session_id, result)

@@ -118,3 +118,19 @@ class _Messages:
 
     def add(self, level: int, message: str, extra_tags: str = "") -> None:
         self.texts.append(str(message))
+
+
+def test_a_session_videodb_no_longer_has_is_marked_failed_and_no_longer_watched(
+    videodb, owner, in_process_worker, settings
+) -> None:
+    session = capture.create_session(owner, title="Forgotten", audio_prompt="", visual_prompt="")
+    CaptureSession.objects.filter(pk=session.pk).update(
+        videodb_id="cap-forgotten", updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    settings.RECONCILE_SESSION_LAG_SECONDS = 0
+    assert reconcile()["sessions"] == 1
+    failed = wait_until(
+        lambda: (s := CaptureSession.objects.get(pk=session.pk)).status == "failed" and s
+    )
+    assert failed.error["code"] == "not_found_in_videodb"
+    assert reconcile()["sessions"] == 0
