@@ -402,18 +402,28 @@ def route_index(rtstream_id: str, index_id: str, *, ws_connection_id: str) -> No
         )
 
 
+def _every_page(action: str, fetch: Any, items_key: str) -> list[dict[str, Any]]:
+    """Collect ``items_key`` from ``fetch(page)`` while VideoDB says there is a next page
+    (at most 200 pages: a gap longer than that is not filled in one go)."""
+    items: list[dict[str, Any]] = []
+    for page in range(1, 201):
+        with _Call(action):
+            data = fetch(page)
+        data = data if isinstance(data, dict) else {}
+        items.extend(item for item in data.get(items_key) or [] if isinstance(item, dict))
+        if not data.get("next_page"):
+            break
+    return items
+
+
 def transcript_since(rtstream_id: str, since_ms: int | None) -> list[dict[str, Any]]:
     """Final transcript segments ending after ``since_ms``, every page of them."""
-    segments: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        with _Call("read the transcript"):
-            data = _rtstream(rtstream_id).get_transcript(page=page, page_size=500, since=since_ms)
-        data = data if isinstance(data, dict) else {}
-        segments.extend(s for s in data.get("segments") or [] if isinstance(s, dict))
-        if not data.get("next_page") or page >= 200:
-            return segments
-        page += 1
+    stream = _rtstream(rtstream_id)
+    return _every_page(
+        "read the transcript",
+        lambda page: stream.get_transcript(page=page, page_size=500, since=since_ms),
+        "segments",
+    )
 
 
 def index_records(rtstream_id: str, index_id: str) -> list[dict[str, Any]]:
@@ -421,12 +431,8 @@ def index_records(rtstream_id: str, index_id: str) -> list[dict[str, Any]]:
     from videodb.rtstream import RTStreamSceneIndex
 
     index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
-    records: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        with _Call("read the index records"):
-            data = index.get_scenes(page=page, page_size=500) or {}
-        records.extend(r for r in data.get("scenes") or [] if isinstance(r, dict))
-        if not data.get("next_page") or page >= 200:
-            return records
-        page += 1
+    return _every_page(
+        "read the index records",
+        lambda page: index.get_scenes(page=page, page_size=500),
+        "scenes",
+    )

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -42,6 +43,7 @@ RELAY_FRESHNESS = timedelta(seconds=90)
 
 @dataclass(frozen=True)
 class SyncResult:
+    session_id: int
     status: str
     changed: bool
     start_ai: bool
@@ -158,6 +160,7 @@ def apply_remote(
             CaptureSession.objects.filter(pk=session.pk).update(exported_video_id=video_id)
             session.exported_video_id = video_id
     return SyncResult(
+        session_id=session.pk,
         status=session.status,
         changed=changed,
         start_ai=session.status == S.ACTIVE,
@@ -170,7 +173,7 @@ def process_delivery(delivery_id: int) -> SyncResult | None:
     delivery = WebhookDelivery.objects.select_related("session").filter(pk=delivery_id).first()
     if delivery is None or delivery.processed_at is not None:
         return None
-    WebhookDelivery.objects.filter(pk=delivery_id).update(attempts=delivery.attempts + 1)
+    WebhookDelivery.objects.filter(pk=delivery_id).update(attempts=F("attempts") + 1)
     session = delivery.session
     remote = gateway.get_capture_session(session.videodb_id)
     result = apply_remote(session, remote, hint=delivery.payload)

@@ -25,13 +25,13 @@ WATCH_WINDOW = timedelta(days=1)
 EXPORT_RETRY_AFTER = timedelta(minutes=10)
 
 
-def _follow_up(session_id: int, result: lifecycle.SyncResult | None) -> None:
+def _follow_up(result: lifecycle.SyncResult | None) -> None:
     if result is None:
         return
     if result.start_ai:
-        start_session_ai.delay(session_id)
+        start_session_ai.delay(result.session_id)
     if result.request_export:
-        request_export.delay(session_id)
+        request_export.delay(result.session_id)
 
 
 @shared_task(bind=True, name="sessions.process_delivery")
@@ -48,8 +48,7 @@ def process_delivery(self, delivery_id: int) -> str:
         return "failed"
     if result is None:
         return "skipped"
-    delivery = WebhookDelivery.objects.only("session_id").get(pk=delivery_id)
-    _follow_up(delivery.session_id, result)
+    _follow_up(result)
     return result.status
 
 
@@ -97,7 +96,7 @@ def sync_session(self, session_id: int) -> str:
             return "lost"
         logger.warning("re-reading session %s refused: %s", session_id, exc.message)
         return "refused"
-    _follow_up(session_id, result)
+    _follow_up(result)
     return result.status if result else "skipped"
 
 
