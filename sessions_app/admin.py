@@ -16,7 +16,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from sessions_app import gateway, lifecycle, sharing, tasks
+from sessions_app import gateway, lifecycle, search, sharing, tasks
 from sessions_app.models import (
     Alert,
     AlertRule,
@@ -24,6 +24,7 @@ from sessions_app.models import (
     Insight,
     RelayConnection,
     RTStream,
+    SessionViewer,
     ShareLink,
     StreamOperation,
     TranscriptSegment,
@@ -168,7 +169,7 @@ class CaptureSessionAdmin(admin.ModelAdmin):
         ),
     )
 
-    actions = ("stop_capture",)
+    actions = ("stop_capture", "rebuild_search")
 
     @admin.action(description="Stop the selected captures in VideoDB")
     def stop_capture(self, request: HttpRequest, queryset: QuerySet[CaptureSession]) -> None:
@@ -182,6 +183,11 @@ class CaptureSessionAdmin(admin.ModelAdmin):
         self.message_user(request, f"Asked VideoDB to stop {stopped} capture(s).", messages.SUCCESS)
         for problem in refused:
             self.message_user(request, problem, messages.ERROR)
+
+    @admin.action(description="Rebuild the search entries of the selected sessions")
+    def rebuild_search(self, request: HttpRequest, queryset: QuerySet[CaptureSession]) -> None:
+        count = search.rebuild(queryset)
+        self.message_user(request, f"Indexed {count} moment(s).", messages.SUCCESS)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaptureSession]:
         return (
@@ -363,6 +369,19 @@ class ShareLinkAdmin(admin.ModelAdmin):
     def revoke_links(self, request: HttpRequest, queryset: QuerySet[ShareLink]) -> None:
         revoked = sum(1 for link in queryset if sharing.revoke(link))
         self.message_user(request, f"Revoked {revoked} link(s).", messages.SUCCESS)
+
+
+@admin.register(SessionViewer)
+class SessionViewerAdmin(admin.ModelAdmin):
+    """Signed-in users who opened a share link; revoke the link to end their viewing."""
+
+    list_display = ("user", "session", "link", "first_seen_at", "last_seen_at")
+    list_select_related = ("user", "session", "link")
+    search_fields = ("user__username", "session__title")
+    readonly_fields = ("user", "session", "link", "first_seen_at", "last_seen_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(RelayConnection)

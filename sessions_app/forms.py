@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from django import forms
 from django.utils import timezone
 
-from sessions_app.models import AlertRule, User
+from sessions_app.models import AlertRule, CaptureSession, RTStream, SearchEntry, User
 
 
 class NewSessionForm(forms.Form):
@@ -100,3 +100,88 @@ class ShareLinkForm(forms.Form):
     def expires_at(self) -> datetime | None:
         delta = self.EXPIRY[self.cleaned_data["expires"]]
         return timezone.now() + delta if delta else None
+
+
+# --- history and search (GET forms: a bad value is reported and ignored, never a 500) ------
+
+
+class HistoryFilterForm(forms.Form):
+    """Filters for the session list. Every field is optional; an invalid one is shown as an
+    error next to it and the list is shown without that filter."""
+
+    SORTS = {
+        "newest": ("-created_at", "-id"),
+        "oldest": ("created_at", "id"),
+        "title": ("title", "id"),
+        "alerts": ("-alert_count", "-created_at", "-id"),
+        "longest": ("-duration", "-created_at", "-id"),
+    }
+
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *CaptureSession.Status.choices], required=False
+    )
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    alerts = forms.ChoiceField(
+        label="Alerts",
+        choices=[("", "With or without"), ("yes", "With alerts"), ("no", "Without alerts")],
+        required=False,
+    )
+    whose = forms.ChoiceField(
+        label="Whose",
+        choices=[("", "Mine and shared"), ("mine", "Mine"), ("shared", "Shared with me")],
+        required=False,
+    )
+    sort = forms.ChoiceField(
+        choices=[
+            ("newest", "Newest first"),
+            ("oldest", "Oldest first"),
+            ("title", "Title"),
+            ("alerts", "Most alerts"),
+            ("longest", "Longest"),
+        ],
+        required=False,
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            # Neither end of an impossible range is applied: the list is shown unfiltered.
+            self.add_error("date_from", "“From” must be on or before “To”.")
+            self.add_error("date_to", "“To” must be on or after “From”.")
+        return data
+
+    def value(self, name: str) -> object:
+        """The cleaned value, or nothing for a field that did not validate."""
+        if not self.is_bound:
+            return None
+        self.is_valid()
+        return self.cleaned_data.get(name) if name not in self.errors else None
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, strip=True, max_length=10_000)
+    meaning = forms.BooleanField(label="By meaning", required=False)
+    kind = forms.MultipleChoiceField(choices=SearchEntry.Kind.choices, required=False)
+    channel = forms.MultipleChoiceField(choices=RTStream.Kind.choices, required=False)
+    session = forms.TypedMultipleChoiceField(coerce=int, required=False, choices=())
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: object, session_ids: list[int], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Only sessions the asker may view can be picked: any other id is "not a choice".
+        self.fields["session"].choices = [(str(pk), str(pk)) for pk in session_ids]
+
+    def value(self, name: str) -> object:
+        self.is_valid()
+        return self.cleaned_data.get(name) if name not in self.errors else None

@@ -436,3 +436,132 @@ def index_records(rtstream_id: str, index_id: str) -> list[dict[str, Any]]:
         lambda page: index.get_scenes(page=page, page_size=500),
         "scenes",
     )
+
+
+# --- search and jump-to-moment clips ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteHit:
+    """One search result. Stream hits are on the wall clock (epoch ms); video hits are
+    offsets from the exported video's start (ms), because that is what a player seeks to."""
+
+    rtstream_id: str  # "" for a video hit
+    video_id: str  # "" for an rtstream hit
+    start_ms: int
+    end_ms: int
+    text: str
+    score: float
+    source: str  # "transcript" | "visual" | "audio"
+
+
+@dataclass(frozen=True)
+class Clip:
+    stream_url: str
+    player_url: str
+
+
+# VideoDB may answer a search that finds nothing with an error saying "No results found"
+# instead of an empty list; both mean "no hits", not a failure.
+_NO_RESULTS = "no results found"
+
+
+def _epoch_ms(value: Any) -> int:
+    """VideoDB documents stream search times as "Unix timestamp" (seconds) while its event
+    times are milliseconds, and the emulator answers in milliseconds: anything below 1e11
+    cannot be a millisecond time after 1973, so it is taken as seconds."""
+    number = float(value or 0)
+    return round(number * 1000 if abs(number) < 1e11 else number)
+
+
+def _hit_source(metadata: Any, index_name: Any) -> str:
+    source = str(metadata.get("source") or "") if isinstance(metadata, dict) else ""
+    if source in {"visual_index", "scene_index", "visual"}:
+        return "visual"
+    if source in {"audio_index", "audio"}:
+        return "audio"
+    if source == "transcript" or not index_name:
+        return "transcript"
+    # No source given but an index was named: our own index names (copilot-visual,
+    # copilot-audio) say which kind it is.
+    return "visual" if "visual" in str(index_name).lower() else "audio"
+
+
+def _says_no_results(exc: InvalidRequestError) -> bool:
+    return _NO_RESULTS in str(exc).lower()
+
+
+def search_stream(rtstream_id: str, query: str, *, limit: int = 10) -> list[RemoteHit]:
+    """The stream's best matches for ``query`` (transcript and index records), best first,
+    with wall-clock times in epoch milliseconds."""
+    with _Call("search the stream"):
+        try:
+            shots = _rtstream(rtstream_id).search(query, result_threshold=limit).get_shots()
+        except InvalidRequestError as exc:
+            if _says_no_results(exc):
+                return []
+            raise
+    return [
+        RemoteHit(
+            rtstream_id=str(shot.rtstream_id or rtstream_id),
+            video_id="",
+            start_ms=_epoch_ms(shot.start),
+            end_ms=_epoch_ms(shot.end),
+            text=str(shot.text or ""),
+            score=float(shot.search_score or 0.0),
+            source=_hit_source(shot.metadata, shot.scene_index_name),
+        )
+        for shot in shots or []
+    ]
+
+
+def search_videos(query: str, *, limit: int = 20) -> list[RemoteHit]:
+    """Matches for ``query`` in what was said in the collection's exported videos (legacy
+    semantic search over their spoken-word index), best first; times are offsets from each
+    video's start in milliseconds."""
+    from videodb.collection import Collection
+
+    with _Call("search the exported videos"):
+        collection = Collection(_connect(), id=COLLECTION)
+        try:
+            result = collection.legacy_search(
+                query, search_type="semantic", index_type="spoken_word", result_threshold=limit
+            )
+            shots = result.get_shots()
+        except InvalidRequestError as exc:
+            if _says_no_results(exc):
+                return []
+            raise
+    return [
+        RemoteHit(
+            rtstream_id="",
+            video_id=str(shot.video_id or ""),
+            start_ms=round(float(shot.start or 0) * 1000),
+            end_ms=round(float(shot.end or 0) * 1000),
+            text=str(shot.text or ""),
+            score=float(shot.search_score or 0.0),
+            source=_hit_source(shot.metadata, shot.scene_index_name),
+        )
+        for shot in shots or []
+        if shot.video_id
+    ]
+
+
+def stream_clip(rtstream_id: str, start_ms: int, end_ms: int, *, title: str = "") -> Clip:
+    """A playable clip of the stream between two wall-clock times (epoch ms).
+
+    The SDK documents the range as Unix timestamps, so whole seconds are sent, widened
+    outwards so the clip still covers the moment asked for.
+    """
+    if end_ms <= start_ms:
+        raise ValueError(f"end_ms ({end_ms}) must be after start_ms ({start_ms})")
+    start_s = start_ms // 1000
+    end_s = max(-(-end_ms // 1000), start_s + 1)
+    with _Call("make a clip of the stream"):
+        stream = _rtstream(rtstream_id)
+        player_url = stream.generate_stream(
+            start_s, end_s, player_config={"title": title} if title else None
+        )
+    if not player_url or not stream.stream_url:
+        raise RetryableGatewayError("VideoDB answered the clip request without its URLs")
+    return Clip(stream_url=str(stream.stream_url), player_url=str(player_url))

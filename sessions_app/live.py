@@ -21,6 +21,7 @@ from django.db.models import Model
 from django.template.loader import render_to_string
 
 from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
+from sessions_app.record import epoch_ms, format_offset
 
 LIVE_TEMPLATE = "sessions_app/live.html"
 REPLAY_LIMIT = 2000  # items per replay batch; a browser further behind reloads the page
@@ -48,11 +49,8 @@ def group_name(session_id: int) -> str:
 
 def offset_label(session: CaptureSession, ms: int) -> str:
     """``mm:ss`` (or ``h:mm:ss``) since the session started, for the transcript margin."""
-    base = session.started_at.timestamp() * 1000 if session.started_at else ms
-    seconds = max(0, int((ms - base) // 1000))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+    base = epoch_ms(session.started_at) if session.started_at else ms
+    return format_offset(ms - base)
 
 
 def render(item: Model, *, session: CaptureSession, oob: bool = True) -> str:

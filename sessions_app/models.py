@@ -593,3 +593,95 @@ class WebhookRejection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.count}"
+
+
+class SessionViewer(models.Model):
+    """A signed-in user who opened a session's share link: the session is then "shared with"
+    them and appears in their history and search, for as long as the link stays valid.
+    Revoking or expiring the link ends it; nothing here outlives the link's validity."""
+
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="viewers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="shared_sessions"
+    )
+    link = models.ForeignKey(ShareLink, on_delete=models.CASCADE, related_name="viewers")
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["link", "user"], name="viewer_once_per_link"),
+        ]
+        indexes = [models.Index(fields=["user", "session"], name="viewer_user_session_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} views {self.session_id}"
+
+
+class SearchEntry(models.Model):
+    """One searchable thing: a final transcript line, an insight or an alert.
+
+    ``terms`` is the text folded, split and stemmed by sessions_app/search_text.py, so both
+    databases index the very same words: PostgreSQL keeps a generated ``tsv`` column over it
+    with a GIN index, SQLite an FTS5 table kept in step by triggers (migration 0002). Neither
+    structure is a Django field: they follow this row whatever writes it.
+    """
+
+    class Kind(models.TextChoices):
+        SPEECH = "speech", "Said"
+        VISUAL = "visual", "On screen"
+        AUDIO = "audio", "Insight"
+        ALERT = "alert", "Alert"
+
+    session = models.ForeignKey(
+        CaptureSession, on_delete=models.CASCADE, related_name="search_entries"
+    )
+    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="search_entries")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # What the entry was made from: exactly one of these, and deleting it deletes the entry.
+    segment = models.OneToOneField(
+        TranscriptSegment, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    insight = models.OneToOneField(
+        Insight, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    alert = models.OneToOneField(
+        Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    channel = models.CharField(max_length=16, choices=RTStream.Kind.choices)
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+    day = models.DateField(help_text="The moment's date in the site's time zone (for facets).")
+    text = models.TextField()
+    terms = models.TextField()
+
+    class Meta:
+        ordering = ["-start_ms", "-id"]
+        verbose_name_plural = "search entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind="speech", segment__isnull=False, insight=None, alert=None)
+                    | Q(
+                        kind__in=["visual", "audio"],
+                        segment=None,
+                        insight__isnull=False,
+                        alert=None,
+                    )
+                    | Q(kind="alert", segment=None, insight=None, alert__isnull=False)
+                ),
+                name="search_entry_one_source",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["speech", "visual", "audio", "alert"]),
+                name="search_entry_kind_known",
+            ),
+        ]
+        indexes = [
+            # Scoped searches, newest moment first, and the per-session listing.
+            models.Index(fields=["session", "-start_ms"], name="search_session_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @{self.start_ms}: {self.text[:60]}"

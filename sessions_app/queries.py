@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 
 from sessions_app.models import CaptureSession, User
 
 
+def with_counts(sessions: QuerySet[CaptureSession]) -> QuerySet[CaptureSession]:
+    """``sessions`` with the counts and duration the lists show and sort by."""
+    return sessions.annotate(
+        stream_count=Count("streams", distinct=True),
+        alert_count=Count("alerts", filter=Q(alerts__triggered=True), distinct=True),
+        duration=ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField()),
+    )
+
+
 def sessions_owned_by(user: User) -> QuerySet[CaptureSession]:
     """The user's sessions, newest first, with the counts the lists show."""
-    return (
-        CaptureSession.objects.filter(owner=user)
-        .annotate(
-            stream_count=Count("streams", distinct=True),
-            alert_count=Count("alerts", distinct=True),
-        )
-        .order_by("-created_at", "-id")
-    )
+    return with_counts(CaptureSession.objects.filter(owner=user)).order_by("-created_at", "-id")

@@ -1,9 +1,16 @@
 from django.urls import path
 
-from sessions_app import views, webhooks
+from sessions_app import history_views, views, webhooks
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("", history_views.session_list, name="dashboard"),
+    path("search/", history_views.search_page, name="search"),
+    path("sessions/<int:pk>/history/", history_views.session_history, name="session-history"),
+    path(
+        "sessions/<int:pk>/export/<str:fmt>/",
+        history_views.session_export,
+        name="session-export",
+    ),
     path("sessions/new/", views.new_session, name="session-new"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/status/", views.session_status, name="session-status"),

@@ -8,7 +8,6 @@ from urllib.parse import quote
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,12 +15,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sessions_app import alert_rules, capture, gateway, live, sharing, simulator, speakers
+from sessions_app import access, alert_rules, capture, gateway, live, sharing, simulator, speakers
 from sessions_app.forms import AlertRuleForm, NewSessionForm, ShareLinkForm, SpeakerForm
 from sessions_app.models import AlertRule, CaptureSession, RTStream, ShareLink
-from sessions_app.queries import sessions_owned_by
 
-DASHBOARD_PAGE_SIZE = 25
 # htmx stops polling when an answer has this status (htmx docs, "hx-trigger" polling).
 HTMX_STOP_POLLING = 286
 
@@ -29,15 +26,6 @@ HTMX_STOP_POLLING = 286
 def _owned_session(request: HttpRequest, pk: int) -> CaptureSession:
     """The session if the user owns it; a 404 otherwise, so existence never leaks."""
     return get_object_or_404(CaptureSession, pk=pk, owner=request.user)
-
-
-@require_GET
-@login_required
-@never_cache  # one person's private pages: no shared cache, no stale page on "back"
-def dashboard(request: HttpRequest) -> HttpResponse:
-    paginator = Paginator(sessions_owned_by(request.user), DASHBOARD_PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
-    return render(request, "sessions_app/dashboard.html", {"page": page})
 
 
 @require_http_methods(["GET", "POST"])
@@ -124,6 +112,9 @@ def share_page(request: HttpRequest, token: str) -> HttpResponse:
     link = sharing.resolve(token)
     if link is None:
         raise Http404("No such link.")
+    # From now on this browser (or signed-in user) may also open the session's history,
+    # search it and download it, for as long as the link stays valid.
+    access.remember(request, link)
     context = {"session": link.session, "link": link}
     context.update(_live_context(link.session, share_token=link.token))
     return render(request, "sessions_app/share.html", context)

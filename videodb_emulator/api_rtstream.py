@@ -1,13 +1,15 @@
-"""REST handlers: RTStreams, transcription, scene indexes, alerts, events, search, streams."""
+"""REST handlers: RTStreams, transcription, scene indexes, alerts, events, search (of a
+stream, of the collection's exported videos, of one video), streams."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from . import search
-from .api_capture import core_of
+from .api_capture import collection_id, core_of
 from .auth import api
 from .errors import ApiError, bad_request, ok
 from .routing import Routes
@@ -15,6 +17,7 @@ from .simulator import DEFAULT_AUDIO_BATCH, DEFAULT_VISUAL_WINDOW
 from .state import Alert, Operation, RTEvent, RTStream, SceneIndex, new_id, now_ms
 from .validation import (
     json_body,
+    opt_bool,
     opt_dict,
     opt_number,
     opt_str,
@@ -400,3 +403,108 @@ async def generate_stream(request: web.Request) -> web.Response:
             "player_title": title,
         }
     )
+
+
+# -- legacy search over exported videos ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _VideoQuery:
+    query: str
+    search_type: str
+    index_type: str
+    scene_index_id: str | None
+    limit: int
+    threshold: float
+    sort_docs_on: str | None
+
+
+def _video_query(body: dict[str, Any], search_types: tuple[str, ...]) -> _VideoQuery:
+    """Read the body of ``SemanticSearch.search_inside_collection`` / ``search_inside_video``.
+
+    The SDK sends every key, most of them null (``filter`` is ``[]``), so null means "not
+    given"; options the emulator cannot honour (reranking, stitching) are type-checked and
+    otherwise ignored."""
+    query = req_str(body, "query")
+    search_type = opt_str(body, "search_type") or "semantic"
+    if search_type not in search_types:
+        raise bad_request(
+            f"'search_type' must be one of {', '.join(search_types)}, got {search_type!r}"
+            + (
+                " (collection search is semantic only; keyword and scene search work "
+                "inside one video: POST video/{id}/search)"
+                if search_type in search.SEARCH_TYPES
+                else ""
+            )
+        )
+    index_type = opt_str(body, "index_type") or "spoken_word"
+    if index_type not in search.INDEX_TYPES:
+        raise bad_request(
+            f"'index_type' must be one of {', '.join(search.INDEX_TYPES)}, got {index_type!r}"
+        )
+    scene_index_id = opt_str(body, "scene_index_id")
+    if scene_index_id is not None and index_type != "scene":
+        raise bad_request("'scene_index_id' needs index_type 'scene'")
+    limit = int(opt_number(body, "result_threshold", minimum=1, integer=True) or 5)
+    threshold = opt_number(body, "score_threshold", minimum=0)
+    opt_number(body, "dynamic_score_percentage", minimum=0)
+    sort_docs_on = opt_str(body, "sort_docs_on")
+    if sort_docs_on not in (None, "score", "start"):
+        raise bad_request(f"'sort_docs_on' must be 'score' or 'start', got {sort_docs_on!r}")
+    if body.get("filter") is not None and not isinstance(body["filter"], list):
+        raise bad_request("'filter' must be a list")
+    opt_str(body, "algorithm")
+    opt_bool(body, "stitch")
+    opt_bool(body, "rerank")
+    opt_dict(body, "rerank_params")
+    return _VideoQuery(
+        query=query,
+        search_type=search_type,
+        index_type=index_type,
+        scene_index_id=scene_index_id,
+        limit=limit,
+        threshold=0.2 if threshold is None else threshold,
+        sort_docs_on=sort_docs_on,
+    )
+
+
+def _search_videos(request: web.Request, video_ids: list[str], q: _VideoQuery) -> web.Response:
+    store = core_of(request).store
+    if q.scene_index_id is not None and not any(
+        q.scene_index_id in search.index_ids(store, v) for v in video_ids
+    ):
+        raise ApiError(404, f"scene index '{q.scene_index_id}' not found in the searched videos")
+    docs = [
+        doc
+        for video_id in video_ids
+        for doc in search.video_docs(
+            store, video_id, index_type=q.index_type, scene_index_id=q.scene_index_id
+        )
+    ]
+    ranked = search.rank(q.query, docs, limit=q.limit, threshold=q.threshold)
+    return ok({"results": search.video_results(store, ranked, sort_docs_on=q.sort_docs_on)})
+
+
+@routes.add("POST", "collection/{coll}/search")
+@api()
+async def search_collection(request: web.Request) -> web.Response:
+    """Legacy collection search: every exported session of the collection, as a video."""
+    coll = collection_id(request)
+    q = _video_query(await json_body(request, allow_empty=False), ("semantic",))
+    store = core_of(request).store
+    video_ids = [
+        video_id
+        for video_id, video in store.videos.items()
+        if store.sessions[video["session_id"]].collection_id == coll
+    ]
+    return _search_videos(request, video_ids, q)
+
+
+@routes.add("POST", "video/{vid}/search")
+@api()
+async def search_video(request: web.Request) -> web.Response:
+    video_id = request.match_info["vid"]
+    if video_id not in core_of(request).store.videos:
+        raise ApiError(404, f"video '{video_id}' not found")
+    q = _video_query(await json_body(request, allow_empty=False), search.SEARCH_TYPES)
+    return _search_videos(request, [video_id], q)

@@ -36,6 +36,7 @@ UNKNOWN_IDS = {
     "iid": "rtsi-x",
     "aid": "alrt-x",
     "cid": "ws-x",
+    "vid": "m-x",
 }
 
 
@@ -88,6 +89,7 @@ def test_junk_at_every_route_gets_a_4xx_json_error_and_never_a_500(emu, conn):
         "iid": index.rtstream_index_id,
         "aid": alert_id,
         "cid": ws_id[0]["connection_id"],
+        "vid": "m-x",  # a video exists only once a session is exported
     }
     unknown_routes = _routes(emu, UNKNOWN_IDS)
     assert len(unknown_routes) > 40

@@ -23,6 +23,7 @@ from sessions_app.models import (
     Insight,
     RelayConnection,
     RTStream,
+    SessionViewer,
     ShareLink,
     StreamOperation,
     TranscriptSegment,
@@ -103,7 +104,12 @@ def world(
             raw_body=raw_body,
             payload=json.loads(raw_body),
         ),
-        "link": ShareLink.objects.create(session=session, created_by=owner),
+        "link": (link := ShareLink.objects.create(session=session, created_by=owner)),
+        "viewer": SessionViewer.objects.create(
+            session=session,
+            link=link,
+            user=User.objects.create_user("vera", display_name="Vera Viewer"),
+        ),
         "relay": RelayConnection.objects.create(shard="eu-1", connection_id="ws-conn-42"),
         "rejection": WebhookRejection.objects.create(reason="bad_secret", count=3),
     }
@@ -148,6 +154,7 @@ ADMINS = [
     AdminCase("alert", search="sheet visible", shows="Pricing sheet visible on screen"),
     AdminCase("delivery", search="wh-dedupe-123", shows="wh-dedupe-123"),
     AdminCase("link", search="roadmap", shows="Q3 roadmap review"),
+    AdminCase("viewer", search="vera", shows="Vera Viewer"),
     AdminCase("relay", search="ws-conn-42", shows="ws-conn-42"),
     AdminCase("rejection", search="bad_secret", shows="bad_secret"),
 ]
@@ -161,7 +168,7 @@ def test_every_registered_model_has_a_case_here() -> None:
     }
     covered = {
         User, CaptureSession, RTStream, StreamOperation, TranscriptSegment, Insight, AlertRule,
-        Alert, WebhookDelivery, ShareLink, RelayConnection, WebhookRejection,
+        Alert, WebhookDelivery, ShareLink, SessionViewer, RelayConnection, WebhookRejection,
     }  # fmt: skip
     assert registered == covered, "give each newly registered admin an AdminCase in ADMINS"
     assert len(ADMINS) == len(covered)
@@ -576,6 +583,11 @@ MORE_ROWS: dict[str, Callable[..., Model]] = {
     "link": lambda world, n: ShareLink.objects.create(
         session=_extra_session(world, n), created_by=User.objects.create_user(f"linker{n}")
     ),
+    "viewer": lambda world, n: SessionViewer.objects.create(
+        session=world["session"],
+        link=world["link"],
+        user=User.objects.create_user(f"viewer{n}"),
+    ),
     "relay": lambda world, n: RelayConnection.objects.create(shard=f"shard-{n}"),
     "rejection": lambda world, n: WebhookRejection.objects.create(reason=f"reason_{n}"),
 }
@@ -613,3 +625,19 @@ def test_a_sessions_change_page_costs_the_same_queries_for_one_alert_or_many(
         )
         ShareLink.objects.create(session=session, created_by=User.objects.create_user(f"u{n}"))
     assert count_queries(staff_client, path) == one
+
+
+def test_rebuild_search_action_reindexes_the_selected_sessions(
+    staff_client: Client, world
+) -> None:
+    from sessions_app.models import SearchEntry
+
+    SearchEntry.objects.all().delete()
+    response = staff_client.post(
+        admin_url(CaptureSession, "changelist"),
+        {"action": "rebuild_search", "_selected_action": [world["session"].pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "Indexed 3 moment(s)." in response.text
+    assert SearchEntry.objects.filter(session=world["session"]).count() == 3

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from sessions_app.history_views import LIST_PAGE_SIZE as DASHBOARD_PAGE_SIZE
 from sessions_app.models import Alert, CaptureSession, RTStream, User
-from sessions_app.views import DASHBOARD_PAGE_SIZE
 from tests.conftest import PASSWORD
 
 DASHBOARD = reverse("dashboard")
@@ -160,9 +160,10 @@ def test_each_row_counts_its_streams_and_alerts(
 
     found = rows(owner_client.get(DASHBOARD).text)
 
-    # Columns: title, status, created, streams, alerts (the joins must not multiply them).
-    assert found[busy.pk][3:] == ["3", "4"]
-    assert found[quiet.pk][3:] == ["1", "0"]
+    # Columns: title, status, created, duration, streams, alerts, link (the joins must not
+    # multiply the counts).
+    assert found[busy.pk][4:6] == ["3", "4"]
+    assert found[quiet.pk][4:6] == ["1", "0"]
 
 
 def test_the_time_column_is_the_creation_time_and_says_so(

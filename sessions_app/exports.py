@@ -1,0 +1,328 @@
+"""A session's record as a file to download: Markdown notes, SRT or WebVTT subtitles, JSON.
+
+Pure functions of a ``SessionRecord`` (see ``record.load``); the view checks the format
+against ``FORMATS`` and sends ``render``'s result. docs/exports.md describes each format and
+the JSON schema, which is versioned: fields are added, never renamed or removed, without a
+new version.
+
+Everything VideoDB sends (transcripts, descriptions, alert explanations) and every name a
+user typed is untrusted text. Each format neutralises it in its own way: Markdown escapes
+what a renderer would turn into HTML, links, images or headings; subtitle cues keep each
+line on one line (a line break can end a cue or start a forged one) and WebVTT escapes its
+markup characters; JSON is escaped by the encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.text import slugify
+
+from sessions_app.record import Flag, Line, Note, SessionRecord, format_offset
+
+SCHEMA = "copilot.session-export"
+SCHEMA_VERSION = 1
+
+# A cue whose end is not after its start would flash by unseen or be dropped by players.
+MIN_CUE_MS = 1000
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    label: str
+    content_type: str
+    extension: str
+
+
+@dataclass(frozen=True)
+class Export:
+    content: str
+    content_type: str
+    filename: str
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "md": ExportFormat("Markdown", "text/markdown; charset=utf-8", "md"),
+    "srt": ExportFormat("SubRip (SRT)", "application/x-subrip; charset=utf-8", "srt"),
+    "vtt": ExportFormat("WebVTT", "text/vtt; charset=utf-8", "vtt"),
+    "json": ExportFormat("JSON", "application/json; charset=utf-8", "json"),
+}
+
+
+def render(record: SessionRecord, fmt: str, *, now: datetime | None = None) -> Export:
+    """``record`` as a file in format ``fmt`` (a key of ``FORMATS``; KeyError otherwise).
+
+    ``now`` is the export time written into the JSON (the current time by default).
+    """
+    spec = FORMATS[fmt]
+    content = _RENDERERS[fmt](record, now or timezone.now())
+    return Export(
+        content=content, content_type=spec.content_type, filename=filename(record, spec.extension)
+    )
+
+
+def filename(record: SessionRecord, extension: str) -> str:
+    """``<slug of the title>-<id>.<extension>``: ASCII, so any browser saves it as named."""
+    slug = slugify(record.session.title)[:80].strip("-_") or "session"
+    return f"{slug}-{record.session.pk}.{extension}"
+
+
+# --- text helpers --------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    """``text`` on a single line: every kind of line break (the ones ``str.splitlines``
+    knows, which is more than any subtitle parser) becomes one space."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def _clock(ms: int, separator: str) -> str:
+    """``HH:MM:SS<separator>mmm``, the subtitle timestamp (hours grow past two digits)."""
+    seconds, millis = divmod(max(0, ms), 1000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def _cue_end(line: Line) -> int:
+    if line.end_offset_ms > line.offset_ms:
+        return line.end_offset_ms
+    return line.offset_ms + MIN_CUE_MS
+
+
+def _cue_text(line: Line) -> str:
+    """``Speaker: text`` on one line, never empty (an empty cue line ends the cue)."""
+    speaker, text = _one_line(line.speaker), _one_line(line.text)
+    return (f"{speaker}: {text}" if speaker else text).strip() or "…"
+
+
+# --- Markdown ------------------------------------------------------------------------------
+
+# Markup characters a CommonMark or GFM renderer acts on in running text: code, emphasis,
+# strikethrough, links and images (brackets), tables, and the backslash itself. `<`, `>` and
+# `&` become entities rather than backslash escapes because every Markdown dialect honours
+# entities, while some ignore `\<`; that also stops raw HTML, autolinks and entity tricks.
+# Line-start syntax (headings, quotes, lists) cannot arise: every item is printed on one
+# line after a prefix of ours.
+_MD_ESCAPES = {
+    **{c: "\\" + c for c in "\\`*_~[]|#"},
+    "<": "&lt;",
+    ">": "&gt;",
+    "&": "&amp;",
+}
+_MD_SPECIAL = re.compile("[" + re.escape("".join(_MD_ESCAPES)) + "]")
+
+
+def md_escape(text: str) -> str:
+    """Untrusted text as Markdown that renders as exactly that text, on one line."""
+    return _MD_SPECIAL.sub(lambda m: _MD_ESCAPES[m.group()], _one_line(text))
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _md_note(note: Note) -> str:
+    return f"- **[{format_offset(note.offset_ms)}]** {md_escape(note.text)}"
+
+
+def _md_flag(flag: Flag) -> str:
+    parts = [f"- **{md_escape(flag.label)}** at {format_offset(flag.offset_ms)}"]
+    details = []
+    if flag.confidence is not None:
+        details.append(f"{round(flag.confidence * 100)}% confidence")
+    if not flag.triggered:
+        details.append("not triggered")
+    if details:
+        parts.append(f"({', '.join(details)})")
+    text = md_escape(flag.text)
+    return " ".join(parts) + (f": {text}" if text else "")
+
+
+def _markdown(record: SessionRecord, exported_at: datetime) -> str:
+    session = record.session
+    started = session.started_at
+    speakers = ", ".join(md_escape(s) for s in record.speakers) or "nobody"
+    counts = ", ".join(
+        [
+            _plural(len(record.lines), "transcript line", "transcript lines"),
+            _plural(len(record.visual), "on-screen note", "on-screen notes"),
+            _plural(len(record.audio), "insight", "insights"),
+            _plural(len(record.alerts), "alert", "alerts"),
+        ]
+    )
+    out = [
+        f"# {md_escape(session.title) or 'Untitled session'}",
+        "",
+        "- **Started:** "
+        + (started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if started else "not started"),
+        f"- **Duration:** {format_offset(record.duration_ms)}",
+        f"- **Status:** {session.get_status_display()}",
+        f"- **Speakers:** {speakers}",
+        f"- **Recorded:** {counts}",
+        "",
+        "## Transcript",
+        "",
+    ]
+    if record.lines:
+        for line in record.lines:
+            # One paragraph per line: consecutive lines would merge into one paragraph.
+            out.append(
+                f"**[{format_offset(line.offset_ms)}] {md_escape(line.speaker)}:** "
+                f"{md_escape(line.text)}"
+            )
+            out.append("")
+    else:
+        out += ["Nothing was said.", ""]
+    sections: list[tuple[str, list[str], str]] = [
+        ("On screen", [_md_note(n) for n in record.visual], "Nothing was described on screen."),
+        ("Insights", [_md_note(n) for n in record.audio], "No insights were recorded."),
+        ("Alerts", [_md_flag(f) for f in record.alerts], "No alerts fired."),
+    ]
+    for heading, items, empty in sections:
+        out += [f"## {heading}", "", *(items or [empty]), ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# --- SRT -----------------------------------------------------------------------------------
+
+# No SRT parser reads a timing line inside a cue's text, but line-based tools look for the
+# arrow anywhere; a shorter arrow keeps the meaning and leaves nothing to mistake.
+_ARROW = re.compile(r"-{2,}>")
+
+
+def _srt(record: SessionRecord, exported_at: datetime) -> str:
+    cues = []
+    for number, line in enumerate(record.lines, start=1):
+        text = _ARROW.sub("->", _cue_text(line))
+        timing = f"{_clock(line.offset_ms, ',')} --> {_clock(_cue_end(line), ',')}"
+        cues.append(f"{number}\n{timing}\n{text}\n")
+    return "\n".join(cues)
+
+
+# --- WebVTT --------------------------------------------------------------------------------
+
+
+def vtt_escape(text: str) -> str:
+    """Cue text per the WebVTT spec: `&`, `<` and `>` as character references (so `-->`
+    cannot appear either), on one line (a blank line ends the cue)."""
+    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _vtt(record: SessionRecord, exported_at: datetime) -> str:
+    out = ["WEBVTT", ""]
+    for line in record.lines:
+        speaker, text = vtt_escape(line.speaker), vtt_escape(line.text)
+        out.append(f"{_clock(line.offset_ms, '.')} --> {_clock(_cue_end(line), '.')}")
+        out.append(f"<v {speaker}>{text}" if speaker else vtt_escape(_cue_text(line)))
+        out.append("")
+    return "\n".join(out)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _line_json(line: Line) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "stream_id": line.stream_id,
+        "speaker": line.speaker,
+        "channel": line.channel,
+        "start_ms": line.start_ms,
+        "end_ms": line.end_ms,
+        "offset_ms": line.offset_ms,
+        "end_offset_ms": line.end_offset_ms,
+        "text": line.text,
+    }
+
+
+def _note_json(note: Note) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "kind": note.kind,
+        "stream_id": note.stream_id,
+        "channel": note.channel,
+        "start_ms": note.start_ms,
+        "end_ms": note.end_ms,
+        "offset_ms": note.offset_ms,
+        "end_offset_ms": note.end_offset_ms,
+        "text": note.text,
+    }
+
+
+def _flag_json(flag: Flag) -> dict[str, Any]:
+    return {
+        "id": flag.id,
+        "label": flag.label,
+        "triggered": flag.triggered,
+        "confidence": flag.confidence,
+        "stream_id": flag.stream_id,
+        "channel": flag.channel,
+        "start_ms": flag.start_ms,
+        "end_ms": flag.end_ms,
+        "offset_ms": flag.offset_ms,
+        "end_offset_ms": flag.end_offset_ms,
+        "text": flag.text,
+    }
+
+
+def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
+    """The JSON export as a Python value (schema in docs/exports.md). Secrets, share
+    tokens and the owner are deliberately absent."""
+    session = record.session
+    return {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "exported_at": _utc(exported_at),
+        "session": {
+            "id": session.pk,
+            "uuid": str(session.uuid),
+            "title": session.title,
+            "status": session.status,
+            "videodb_id": session.videodb_id or None,
+            "created_at": _utc(session.created_at),
+            "started_at": _utc(session.started_at),
+            "ended_at": _utc(session.ended_at),
+            "origin_ms": record.origin_ms,
+            "duration_ms": record.duration_ms,
+            "player_url": session.player_url or None,
+            "exported_video_id": session.exported_video_id or None,
+        },
+        "streams": [
+            {
+                "id": stream.pk,
+                "videodb_id": stream.videodb_id,
+                "name": stream.name,
+                "channel": stream.kind,
+                "speaker": stream.speaker,
+                "media_types": list(stream.media_types),
+            }
+            for stream in record.streams
+        ],
+        "transcript": [_line_json(line) for line in record.lines],
+        "visual": [_note_json(note) for note in record.visual],
+        "audio": [_note_json(note) for note in record.audio],
+        "alerts": [_flag_json(flag) for flag in record.alerts],
+    }
+
+
+def _json(record: SessionRecord, exported_at: datetime) -> str:
+    return json.dumps(as_json(record, exported_at), ensure_ascii=False, indent=2) + "\n"
+
+
+_RENDERERS: dict[str, Callable[[SessionRecord, datetime], str]] = {
+    "md": _markdown,
+    "srt": _srt,
+    "vtt": _vtt,
+    "json": _json,
+}

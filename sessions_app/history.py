@@ -1,0 +1,209 @@
+"""A past session at a glance: durations, counts, and the timeline picture.
+
+The timeline is drawn by the server as SVG (no charting script to load, nothing for CSP to
+allow): one time axis, a row per audio channel whose bars show how much of each slice of
+time was speech, a row of ticks where the screen changed, and a marker per alert. Geometry
+is computed here; templates/sessions_app/history.html only prints numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from sessions_app.models import RTStream
+from sessions_app.record import SessionRecord, format_offset
+
+WIDTH = 1000  # SVG user units; the picture scales to the page
+LABEL_WIDTH = 120
+ROW_HEIGHT = 28
+BUCKETS = 120
+TICKS = 6
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    width: float
+    height: float
+    y: float
+    share: float  # 0..1 of the slice that was speech
+    title: str
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class Marker:
+    x: float
+    title: str
+    anchor: str  # the element id it links to
+    offset_ms: int
+
+
+@dataclass
+class Row:
+    label: str
+    y: int
+    kind: str  # "speech" | "screen" | "alerts"
+    bars: list[Bar] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+
+
+@dataclass
+class Timeline:
+    width: int
+    height: int
+    plot_x: int
+    plot_width: int
+    rows: list[Row]
+    ticks: list[tuple[float, str]]
+    duration_ms: int
+
+    @property
+    def view_box(self) -> str:
+        return f"0 0 {self.width} {self.height}"
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    speaker: str
+    channel: str
+    lines: int
+    speech_ms: int
+
+    @property
+    def speech(self) -> str:
+        return format_offset(self.speech_ms)
+
+
+def _x(plot_width: int, duration_ms: int, offset_ms: int) -> float:
+    if duration_ms <= 0:
+        return float(LABEL_WIDTH)
+    return round(LABEL_WIDTH + plot_width * min(max(offset_ms, 0), duration_ms) / duration_ms, 2)
+
+
+def timeline(record: SessionRecord) -> Timeline:
+    """The picture of ``record``: speech density per audio channel, scene changes, alerts."""
+    duration = max(
+        record.duration_ms,
+        max((i.end_offset_ms for i in [*record.lines, *record.visual, *record.alerts]), default=0),
+        1,
+    )
+    plot_width = WIDTH - LABEL_WIDTH - 30  # room for the last tick's label
+    rows: list[Row] = []
+    slice_ms = duration / BUCKETS
+    audio_streams = [
+        s
+        for s in record.streams
+        if s.has_audio or any(line.stream_id == s.pk for line in record.lines)
+    ]
+    y = 24
+    for stream in audio_streams:
+        row = Row(label=stream.speaker, y=y, kind="speech")
+        spoken = [0.0] * BUCKETS
+        for line in record.lines:
+            if line.stream_id != stream.pk:
+                continue
+            start, end = line.offset_ms, max(line.end_offset_ms, line.offset_ms + 1)
+            first, last = int(start // slice_ms), min(int((end - 1) // slice_ms), BUCKETS - 1)
+            for b in range(max(first, 0), last + 1):
+                lo, hi = b * slice_ms, (b + 1) * slice_ms
+                spoken[b] += max(0.0, min(end, hi) - max(start, lo))
+        bar_width = round(plot_width / BUCKETS, 2)
+        for b, ms in enumerate(spoken):
+            if ms <= 0:
+                continue
+            share = min(ms / slice_ms, 1.0)
+            height = round(max(share * (ROW_HEIGHT - 6), 2), 2)
+            offset = int(b * slice_ms)
+            row.bars.append(
+                Bar(
+                    x=_x(plot_width, duration, offset),
+                    width=bar_width,
+                    height=height,
+                    y=round(y + (ROW_HEIGHT - 4) - height, 2),
+                    share=round(share, 2),
+                    title=f"{stream.speaker}, {format_offset(offset)}: "
+                    f"{round(share * 100)}% speech",
+                    offset_ms=offset,
+                )
+            )
+        rows.append(row)
+        y += ROW_HEIGHT
+
+    def marks(label: str, kind: str, items: list, describe: Callable, prefix: str) -> None:
+        nonlocal y
+        row = Row(label=label, y=y, kind=kind)
+        row.markers = [
+            Marker(
+                x=_x(plot_width, duration, item.offset_ms),
+                title=f"{format_offset(item.offset_ms)} {describe(item)}",
+                anchor=f"{prefix}-{item.id}",
+                offset_ms=item.offset_ms,
+            )
+            for item in items
+        ]
+        rows.append(row)
+        y += ROW_HEIGHT
+
+    marks("Screen", "screen", record.visual, lambda n: f"on screen: {n.text[:120]}", "ins")
+    marks("Alerts", "alerts", record.alerts, lambda f: f"alert: {f.label}", "alert")
+    ticks = [
+        (
+            _x(plot_width, duration, int(duration * i / TICKS)),
+            format_offset(int(duration * i / TICKS)),
+        )
+        for i in range(TICKS + 1)
+    ]
+    return Timeline(
+        width=WIDTH,
+        height=int(y + 20),
+        plot_x=LABEL_WIDTH,
+        plot_width=plot_width,
+        rows=rows,
+        ticks=ticks,
+        duration_ms=duration,
+    )
+
+
+def channel_stats(record: SessionRecord) -> list[ChannelStats]:
+    """Lines and speaking time per audio channel, busiest first."""
+    stats = []
+    for stream in record.streams:
+        lines = [line for line in record.lines if line.stream_id == stream.pk]
+        if not lines and not stream.has_audio:
+            continue
+        stats.append(
+            ChannelStats(
+                speaker=stream.speaker,
+                channel=RTStream.Kind(stream.kind).label
+                if stream.kind in RTStream.Kind.values
+                else stream.kind,
+                lines=len(lines),
+                speech_ms=sum(max(0, line.end_offset_ms - line.offset_ms) for line in lines),
+            )
+        )
+    return sorted(stats, key=lambda s: -s.speech_ms)
+
+
+def moment_at(record: SessionRecord, offset_ms: int) -> int | None:
+    """The transcript line a jump to ``offset_ms`` lands on: the line being spoken then, else
+    the last one before it, else the first one (None when nothing was said)."""
+    best: int | None = None
+    for line in record.lines:  # in time order
+        if line.offset_ms > offset_ms:
+            return best if best is not None else line.id
+        best = line.id
+        if offset_ms <= line.end_offset_ms:
+            return best
+    return best
+
+
+def moment_url(session_id: int, start_ms: int, anchor: str = "") -> str:
+    """Where a hit opens: the session's history at that moment (VideoDB ms), scrolled to the
+    item's element when there is one."""
+    url = reverse("session-history", args=[session_id]) + "?" + urlencode({"at": start_ms})
+    return f"{url}#{anchor}" if anchor else url

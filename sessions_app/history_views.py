@@ -1,0 +1,233 @@
+"""Pages for past sessions: the list, one session's history, search, and exports.
+
+Everything here is for whoever may view the session (sessions_app/access.py): its owner, a
+signed-in user it was shared with, or a browser that opened a share link. Views parse,
+authorize and render; searching, timelines and file formats live in their own modules.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import F, Q
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.utils.http import content_disposition_header
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from sessions_app import access, exports, gateway, history, meaning, record, search, search_text
+from sessions_app.forms import HistoryFilterForm, SearchForm
+from sessions_app.models import CaptureSession, RTStream, SearchEntry
+from sessions_app.queries import with_counts
+
+logger = logging.getLogger(__name__)
+
+LIST_PAGE_SIZE = 25
+# How long a clip "play from here" opens, from the moment jumped to.
+CLIP_MS = 120_000
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def _is_fragment(request: HttpRequest) -> bool:
+    """An htmx request for part of the page (not a boosted navigation or a history restore,
+    which need the whole page)."""
+    return (
+        bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
+    )
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+def _filtered_sessions(request: HttpRequest, form: HistoryFilterForm):
+    sessions = with_counts(access.viewable(request).select_related("owner"))
+    if status := form.value("status"):
+        sessions = sessions.filter(status=status)
+    if start := form.value("date_from"):
+        sessions = sessions.filter(created_at__date__gte=start)
+    if end := form.value("date_to"):
+        sessions = sessions.filter(created_at__date__lte=end)
+    if (alerts := form.value("alerts")) == "yes":
+        sessions = sessions.filter(alert_count__gt=0)
+    elif alerts == "no":
+        sessions = sessions.filter(alert_count=0)
+    if (whose := form.value("whose")) == "mine":
+        sessions = sessions.filter(owner=request.user)
+    elif whose == "shared":
+        sessions = sessions.filter(~Q(owner=request.user))
+    order = HistoryFilterForm.SORTS.get(
+        form.value("sort") or "newest", HistoryFilterForm.SORTS["newest"]
+    )
+    if order[0] == "-duration":
+        return sessions.order_by(F("duration").desc(nulls_last=True), *order[1:])
+    return sessions.order_by(*order)
+
+
+@require_GET
+@login_required
+@never_cache  # one person's private pages: no shared cache, no stale page on "back"
+def session_list(request: HttpRequest) -> HttpResponse:
+    """The dashboard: the sessions this user owns or was shared, filtered, sorted, paged."""
+    form = HistoryFilterForm(request.GET or None)
+    paginator = Paginator(_filtered_sessions(request, form), LIST_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    filtered = any(request.GET.get(name) for name in form.fields if name != "sort")
+    context = {"form": form, "page": page, "filtered": filtered}
+    if _is_fragment(request):
+        return render(request, "sessions_app/dashboard.html#session-list", context)
+    return render(request, "sessions_app/dashboard.html", context)
+
+
+# --- one session's history --------------------------------------------------------------------
+
+
+def _jump(request: HttpRequest, rec: record.SessionRecord) -> int | None:
+    """The moment asked for with ?at=<VideoDB ms>, as an offset into the session, or None."""
+    raw = request.GET.get("at", "")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 16:
+        return None
+    return max(0, int(raw) - rec.origin_ms)
+
+
+def _player(session: CaptureSession, rec: record.SessionRecord, offset_ms: int) -> dict:
+    """Where to watch the recording from ``offset_ms``: a clip VideoDB generates for that
+    range (exported sessions), or nothing. A failure is shown, never raised."""
+    if session.status != CaptureSession.Status.EXPORTED:
+        return {}
+    streams = sorted(rec.streams, key=lambda s: (s.kind != RTStream.Kind.SCREEN, s.pk))
+    if not streams:
+        return {"url": session.player_url} if session.player_url else {}
+    start = rec.origin_ms + offset_ms
+    end = min(start + CLIP_MS, rec.origin_ms + max(rec.duration_ms, offset_ms + 1000))
+    try:
+        clip = gateway.stream_clip(
+            streams[0].videodb_id, start, max(end, start + 1000), title=session.title
+        )
+    except gateway.GatewayError as exc:
+        logger.warning("no clip for session %s at %s: %s", session.pk, start, exc.message)
+        return {"url": session.player_url, "error": exc.message}
+    return {"url": clip.player_url, "clip": True}
+
+
+@require_GET
+@never_cache
+def session_history(request: HttpRequest, pk: int) -> HttpResponse:
+    if (login := access.login_or_404(request)) is not None:
+        return login
+    session = access.viewable_session(request, pk)
+    rec = record.load(session)
+    offset = _jump(request, rec)
+    context = {
+        "session": session,
+        "record": rec,
+        "timeline": history.timeline(rec),
+        "channels": history.channel_stats(rec),
+        "formats": exports.FORMATS,
+        "is_owner": request.user.is_authenticated and session.owner_id == request.user.pk,
+        "jump_offset": offset,
+        "jump_line": history.moment_at(rec, offset) if offset is not None else None,
+        "player": _player(session, rec, offset) if offset is not None else {},
+    }
+    return render(request, "sessions_app/history.html", context)
+
+
+@require_GET
+@never_cache
+def session_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    if (login := access.login_or_404(request)) is not None:
+        return login
+    session = access.viewable_session(request, pk)
+    if fmt not in exports.FORMATS:
+        raise Http404("No such export format.")
+    out = exports.render(record.load(session), fmt)
+    response = HttpResponse(out.content, content_type=out.content_type)
+    response["Content-Disposition"] = content_disposition_header(True, out.filename)
+    return response
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def _toggled(params: QueryDict, name: str, value: str) -> str:
+    """The query string with ``value`` of ``name`` switched on or off, from page 1."""
+    copy = params.copy()
+    copy.pop("page", None)
+    values = copy.getlist(name)
+    copy.setlist(name, [v for v in values if v != value] if value in values else [*values, value])
+    return "?" + copy.urlencode()
+
+
+def _page_url(params: QueryDict, page: int) -> str:
+    copy = params.copy()
+    copy["page"] = str(page)
+    return "?" + copy.urlencode()
+
+
+@require_GET
+@never_cache
+def search_page(request: HttpRequest) -> HttpResponse:
+    if (login := access.login_or_404(request)) is not None:
+        return login
+    session_ids = list(access.viewable(request).values_list("pk", flat=True))
+    form = SearchForm(request.GET, session_ids=session_ids)
+    text = form.value("q") or ""
+    query = search_text.parse(text)
+    filters = search.Filters(
+        kinds=tuple(form.value("kind") or ()),
+        channels=tuple(form.value("channel") or ()),
+        session_ids=tuple(form.value("session") or ()),
+        date_from=form.value("date_from"),
+        date_to=form.value("date_to"),
+    )
+    results = search.search(query, session_ids, filters, page=_page_number(request))
+    found = meaning.Found()
+    if form.value("meaning") and text and results.page <= 1:
+        scope = filters.session_ids or session_ids
+        found = meaning.ask(text, scope, filters)
+    items = meaning.merge(results.hits, found.hits, query)
+    for facet_name, facets in results.facets.items():
+        param = {"day": "date_from"}.get(facet_name, facet_name)
+        for facet in facets:
+            if facet_name == "day":
+                facet.url = "?" + _day_params(request.GET, facet.value)
+            else:
+                facet.url = _toggled(request.GET, param, facet.value)
+    context = {
+        "form": form,
+        "query": query,
+        "text": text,
+        "results": results,
+        "items": items,
+        "found": found,
+        "searched": bool(text.strip()),
+        "errors": [e for field in form.errors.values() for e in field],
+        "next_url": _page_url(request.GET, results.page + 1) if results.has_next else "",
+        "previous_url": _page_url(request.GET, results.page - 1) if results.has_previous else "",
+        "kinds": SearchEntry.Kind.choices,
+        "meaning_available": True,
+        "max_query": search_text.MAX_QUERY_CHARS,
+    }
+    if _is_fragment(request):
+        return render(request, "sessions_app/search.html#results", context)
+    return render(request, "sessions_app/search.html", context)
+
+
+def _day_params(params: QueryDict, day: str) -> str:
+    copy = params.copy()
+    copy.pop("page", None)
+    if copy.get("date_from") == day and copy.get("date_to") == day:
+        copy.pop("date_from", None)
+        copy.pop("date_to", None)
+    else:
+        copy["date_from"] = day
+        copy["date_to"] = day
+    return copy.urlencode()

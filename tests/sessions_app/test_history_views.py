@@ -1,0 +1,290 @@
+"""History pages, search, fragments and exports: who may see what, and what they see.
+
+The permission matrix: the owner, a viewer who opened a share link (without an account,
+and signed in), a stranger (signed in, not shared), and an anonymous visitor (no link)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions_app import sharing
+from sessions_app.models import CaptureSession, SessionViewer
+from tests.sessions_app.conftest import HOSTILE, fire, note, say
+
+pytestmark = pytest.mark.django_db
+
+FORMATS = ["md", "srt", "vtt", "json"]
+SECRET_LINE = "the confidential pricing for ACME is nine hundred"
+
+
+@pytest.fixture
+def past_meeting(meeting, mic, screen):
+    start = timezone.now() - timedelta(hours=2)
+    CaptureSession.objects.filter(pk=meeting.pk).update(
+        status="stopped", started_at=start, ended_at=start + timedelta(minutes=30)
+    )
+    meeting.refresh_from_db()
+    base = int(start.timestamp() * 1000)
+    say(mic, "Welcome everyone to the roadmap review", base + 1_000, final=True)
+    say(mic, SECRET_LINE, base + 60_000, final=True)
+    note(screen, "Slide: ACME price list", base + 61_000, kind="visual")
+    fire(mic, "pricing_shared", base + 62_000, text="Price list on screen")
+    return meeting
+
+
+@pytest.fixture
+def viewer_client(client, share_link):
+    """A browser without an account that opened the share link."""
+    assert client.get(reverse("share-page", args=[share_link.token])).status_code == 200
+    return client
+
+
+@pytest.fixture
+def shared_user_client(client, share_link, make_user):
+    """A signed-in user who opened the share link."""
+    client.force_login(make_user("vera", display_name="Vera Viewer"))
+    assert client.get(reverse("share-page", args=[share_link.token])).status_code == 200
+    return client
+
+
+@pytest.fixture
+def stranger_client(client, stranger):
+    client.force_login(stranger)
+    return client
+
+
+def urls_for(session: CaptureSession) -> dict[str, str]:
+    search = reverse("search")
+    return {
+        "history": reverse("session-history", args=[session.pk]),
+        "jump": reverse("session-history", args=[session.pk]) + "?at=1",
+        **{f"export-{f}": reverse("session-export", args=[session.pk, f]) for f in FORMATS},
+        "search": f"{search}?q=confidential",
+    }
+
+
+# --- the matrix -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["owner", "viewer", "shared_user"])
+def test_those_allowed_see_the_history_search_and_every_export(who, past_meeting, request, owner):
+    client = {
+        "owner": lambda: request.getfixturevalue("owner_client"),
+        "viewer": lambda: request.getfixturevalue("viewer_client"),
+        "shared_user": lambda: request.getfixturevalue("shared_user_client"),
+    }[who]()
+    for name, url in urls_for(past_meeting).items():
+        response = client.get(url)
+        assert response.status_code == 200, (name, response.status_code)
+        body = response.content.decode()
+        if name == "search":
+            assert "<mark>confidential</mark>" in body
+        elif name == "export-json":
+            assert SECRET_LINE in [line["text"] for line in json.loads(body)["transcript"]]
+        else:
+            assert "confidential" in body
+    fragment = client.get(urls_for(past_meeting)["search"], headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert fragment.content.decode().lstrip().startswith('<div id="search-results"')
+
+
+def test_a_stranger_gets_404_and_finds_nothing(past_meeting, stranger_client):
+    for name, url in urls_for(past_meeting).items():
+        response = stranger_client.get(url)
+        if name == "search":
+            assert response.status_code == 200
+            assert SECRET_LINE not in response.content.decode()
+            assert past_meeting.title not in response.content.decode()
+            assert "No moment found" in response.content.decode()
+        else:
+            assert response.status_code == 404, name
+    # Even naming the session in the query string reveals nothing.
+    scoped = stranger_client.get(
+        reverse("search"),
+        {"q": "confidential", "session": past_meeting.pk},
+        headers={"HX-Request": "true"},
+    )
+    assert scoped.status_code == 200
+    assert SECRET_LINE not in scoped.content.decode()
+    assert past_meeting.title not in scoped.content.decode()
+
+
+def test_an_anonymous_visitor_is_sent_to_sign_in(past_meeting, client):
+    for name, url in urls_for(past_meeting).items():
+        response = client.get(url)
+        assert response.status_code == 302, name
+        assert response["Location"].startswith(reverse("login"))
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_revoking_the_link_ends_viewing_for_everyone_who_opened_it(
+    past_meeting, share_link, viewer_client, make_user, django_user_model
+):
+    from django.test import Client
+
+    signed_in = Client()
+    signed_in.force_login(make_user("vera"))
+    signed_in.get(reverse("share-page", args=[share_link.token]))
+    url = reverse("session-history", args=[past_meeting.pk])
+    assert viewer_client.get(url).status_code == 200
+    assert signed_in.get(url).status_code == 200
+    sharing.revoke(share_link)
+    assert viewer_client.get(url).status_code == 404
+    assert signed_in.get(url).status_code == 404
+    assert (
+        SECRET_LINE not in signed_in.get(reverse("search"), {"q": "confidential"}).content.decode()
+    )
+
+
+def test_an_expired_link_opens_nothing(past_meeting, expired_link, client):
+    assert client.get(reverse("share-page", args=[expired_link.token])).status_code == 404
+    assert client.get(reverse("session-history", args=[past_meeting.pk])).status_code == 302
+
+
+def test_a_signed_in_viewer_sees_the_shared_session_in_their_list(
+    past_meeting, shared_user_client, owner
+):
+    assert SessionViewer.objects.filter(session=past_meeting).count() == 1
+    body = shared_user_client.get(reverse("dashboard")).content.decode()
+    assert past_meeting.title in body
+    assert "shared by Olivia Owner" in body
+    mine = shared_user_client.get(reverse("dashboard"), {"whose": "mine"}).content.decode()
+    assert past_meeting.title not in mine
+
+
+def test_the_owner_opening_their_own_link_is_not_a_viewer(past_meeting, owner_client, share_link):
+    owner_client.get(reverse("share-page", args=[share_link.token]))
+    assert not SessionViewer.objects.exists()
+
+
+# --- the history page -------------------------------------------------------------------------
+
+
+def test_history_shows_transcript_with_offsets_speakers_and_the_timeline(
+    past_meeting, owner_client
+):
+    body = owner_client.get(reverse("session-history", args=[past_meeting.pk])).content.decode()
+    assert "00:01" in body and "01:00" in body
+    assert "Me" in body
+    assert '<svg class="timeline"' in body
+    assert "marker-alert" in body and "marker-screen" in body and 'class="bar"' in body
+    assert "30:00" in body  # duration
+    assert "2 lines said" in body
+
+
+def test_a_jump_marks_the_line_spoken_at_that_moment(past_meeting, owner_client):
+    base = int(past_meeting.started_at.timestamp() * 1000)
+    body = owner_client.get(
+        reverse("session-history", args=[past_meeting.pk]), {"at": base + 60_500}
+    ).content.decode()
+    marked = body.split('data-jump="true"')[0].rsplit("<li", 1)[1]
+    assert "line current" in marked
+    assert "not exported as a video" in body
+
+
+@pytest.mark.parametrize("at", ["", "abc", "-5", "1e9", "9" * 40, "١٢٣"])
+def test_a_bad_jump_is_ignored(past_meeting, owner_client, at):
+    response = owner_client.get(reverse("session-history", args=[past_meeting.pk]), {"at": at})
+    assert response.status_code == 200
+    assert 'data-jump="true"' not in response.content.decode()
+
+
+def test_text_from_videodb_is_escaped_on_the_history_page(past_meeting, mic, owner_client):
+    say(mic, HOSTILE, int(past_meeting.started_at.timestamp() * 1000) + 5_000, final=True)
+    body = owner_client.get(reverse("session-history", args=[past_meeting.pk])).content.decode()
+    assert "<img src=x" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt;" in body
+
+
+def test_an_unknown_export_format_is_404(past_meeting, owner_client):
+    response = owner_client.get(reverse("session-export", args=[past_meeting.pk, "docx"]))
+    assert response.status_code == 404
+
+
+def test_exports_download_as_attachments(past_meeting, owner_client):
+    for fmt in FORMATS:
+        response = owner_client.get(reverse("session-export", args=[past_meeting.pk, fmt]))
+        assert response["Content-Disposition"].startswith("attachment;")
+        assert f".{fmt}" in response["Content-Disposition"]
+        assert "charset=utf-8" in response["Content-Type"]
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+
+def test_the_list_filters_sorts_and_pages(owner_client, owner, make_session, mic, meeting):
+    fire(mic, "pricing_shared", 1_000)
+    for n in range(30):
+        make_session(owner, title=f"Standup {n:02d}", status="stopped")
+    body = owner_client.get(reverse("dashboard")).content.decode()
+    assert "31 sessions" in body and "Page 1 of 2" in body
+    with_alerts = owner_client.get(reverse("dashboard"), {"alerts": "yes"}).content.decode()
+    assert "1 session match" in with_alerts and meeting.title in with_alerts
+    active = owner_client.get(reverse("dashboard"), {"status": "active"}).content.decode()
+    assert meeting.title in active and "Standup" not in active
+    by_title = owner_client.get(reverse("dashboard"), {"sort": "title"}).content.decode()
+    assert by_title.index("Q3 roadmap review") < by_title.index("Standup 00")
+    fragment = owner_client.get(
+        reverse("dashboard"), {"page": "2"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert fragment.lstrip().startswith('<div id="session-list"') and "Page 2 of 2" in fragment
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "bogus"},
+        {"date_from": "not-a-date"},
+        {"date_from": "2026-12-01", "date_to": "2026-01-01"},
+        {"sort": "; DROP TABLE"},
+        {"page": "-1"},
+        {"page": "x"},
+        {"alerts": "maybe", "whose": "everyone"},
+    ],
+)
+def test_bad_filters_are_reported_not_an_error(owner_client, meeting, params):
+    response = owner_client.get(reverse("dashboard"), params)
+    assert response.status_code == 200
+    assert meeting.title in response.content.decode()
+
+
+# --- search page ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "q",
+    ["", "the", "x" * 1000, "y" * 5000, '"unclosed', "AND OR NOT ( ) : *", "🚀 東京", "-pricing"],
+)
+def test_hard_queries_answer_with_a_page(past_meeting, owner_client, q):
+    for headers in ({}, {"HX-Request": "true"}):
+        response = owner_client.get(reverse("search"), {"q": q}, headers=headers)
+        assert response.status_code == 200
+
+
+def test_bad_search_filters_are_reported(past_meeting, owner_client):
+    response = owner_client.get(
+        reverse("search"),
+        {"q": "pricing", "kind": "bogus", "session": "abc", "date_from": "nope"},
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Select a valid choice" in body
+    assert "<mark>pricing</mark>" in body
+
+
+def test_facet_links_narrow_the_results(past_meeting, owner_client):
+    body = owner_client.get(reverse("search"), {"q": "price"}).content.decode()
+    assert "3 moments found" in body
+    narrowed = owner_client.get(reverse("search"), {"q": "price", "kind": "visual"})
+    assert "1 moment found" in narrowed.content.decode()
+
+
+def test_each_hit_links_to_its_moment(past_meeting, owner_client):
+    body = owner_client.get(reverse("search"), {"q": "confidential"}).content.decode()
+    segment = past_meeting.segments.get(text=SECRET_LINE)
+    assert f"/sessions/{past_meeting.pk}/history/?at={segment.start_ms}#line-{segment.pk}" in body

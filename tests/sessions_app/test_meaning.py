@@ -1,0 +1,104 @@
+"""Search by meaning: VideoDB (the emulator, through the real SDK) is asked about the
+sessions in scope, its answers land on stored moments, and they merge with keyword hits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.urls import reverse
+
+from sessions_app import gateway, meaning, search
+from sessions_app.models import CaptureSession, RTStream, TranscriptSegment
+from tests.conftest import TINY_MEETING
+from tests.sessions_app.conftest import say
+
+OBJECTION = "The enterprise tier costs too much for us."
+
+
+@pytest.fixture
+def recorded(videodb, owner, db) -> CaptureSession:
+    """The tiny meeting captured in VideoDB, transcribed, stopped and exported, and stored in
+    Copilot the way the relay's backfill stores it."""
+    remote = gateway.create_capture_session(
+        end_user_id="user-1", callback_url="", metadata={"title": "Pricing call"}
+    )
+    videodb.control.simulate(remote.id, TINY_MEETING, speed=0.25)
+    videodb.control.wait_for_status(remote.id, "active")
+    streams = gateway.get_capture_session(remote.id).streams
+    for s in streams:
+        if s.name.startswith(("mic", "system_audio")):
+            gateway.start_transcript(s.id, ws_connection_id=None)
+    videodb.control.set_speed(remote.id, 40)
+    videodb.control.wait_for_meeting(remote.id)
+    videodb.control.wait_for_status(remote.id, "stopped")
+    export = gateway.export_capture_session(remote.id)
+    started = videodb.server.core.store.sessions[remote.id].started_at_ms
+    session = CaptureSession.objects.create(
+        owner=owner,
+        title="Pricing call",
+        videodb_id=remote.id,
+        status=CaptureSession.Status.EXPORTED,
+        exported_video_id=export.video_id,
+        player_url=export.player_url,
+        # Copilot hears "active" a moment after VideoDB started: video time 0 is earlier.
+        started_at=datetime.fromtimestamp((started + 700) / 1000, tz=UTC),
+    )
+    for s in streams:
+        stream = RTStream.objects.create(
+            session=session,
+            videodb_id=s.id,
+            name=s.name,
+            kind=RTStream.kind_for(s.name, s.channel_id),
+            media_types=list(s.media_types),
+        )
+        if stream.has_audio:
+            for raw in gateway.transcript_since(s.id, None):
+                say(stream, raw["text"], int(raw["start"]), final=True)
+    return session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_videodb_hits_land_on_stored_moments_and_merge_with_keyword_hits(recorded):
+    objection = TranscriptSegment.objects.get(text=OBJECTION)
+    found = meaning.ask("enterprise tier too expensive", [recorded.pk], search.Filters())
+    assert found.error == ""
+    assert found.hits, "VideoDB found nothing"
+    assert {h.entry.segment_id for h in found.hits if h.entry} >= {objection.pk}
+    # The exported video's hit is matched by its text, not by the (earlier) video clock.
+    video_hits = [h for h in found.hits if h.stream is None]
+    assert video_hits and video_hits[0].entry.segment_id == objection.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_by_meaning_switch_on_the_search_page(recorded, client, owner):
+    client.force_login(owner)
+    objection = TranscriptSegment.objects.get(text=OBJECTION)
+    body = client.get(reverse("search"), {"q": "enterprise tier", "meaning": "1"}).content.decode()
+    assert "by meaning" in body
+    assert f"#line-{objection.pk}" in body
+    # Found both ways, the moment is listed once, first.
+    first = body.split('class="hit ')[1]
+    assert "by meaning" in first and "<mark>enterprise</mark>" in first.lower()
+    assert body.count(f"#line-{objection.pk}") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_videodb_failing_leaves_the_keyword_hits_and_says_so(recorded, client, owner, videodb):
+    client.force_login(owner)
+    videodb.control.inject_faults(fail_count=50, status=503)
+    body = client.get(reverse("search"), {"q": "enterprise", "meaning": "1"}).content.decode()
+    assert "did not answer" in body
+    assert "<mark>enterprise</mark>" in body.lower()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_jump_in_an_exported_session_offers_a_clip_from_that_moment(recorded, client, owner):
+    client.force_login(owner)
+    objection = TranscriptSegment.objects.get(text=OBJECTION)
+    response = client.get(
+        reverse("session-history", args=[recorded.pk]), {"at": objection.start_ms}
+    )
+    body = response.content.decode()
+    assert "Play the recording from" in body
+    assert "/_media/player/rtstream/" in body

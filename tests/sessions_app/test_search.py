@@ -1,0 +1,243 @@
+"""Search: the index follows what is stored, queries find the same moments on SQLite and on
+PostgreSQL (this file runs in both passes), and no query a person can type is an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions_app import search, search_text
+from sessions_app.models import SearchEntry, TranscriptSegment
+from tests.sessions_app.conftest import HOSTILE, fire, note, say
+
+pytestmark = pytest.mark.django_db
+
+
+def found(text: str, *sessions) -> list[str]:
+    """The texts of every moment ``text`` finds in ``sessions``, newest first."""
+    query = search_text.parse(text)
+    if query.is_empty:
+        return []
+    return list(search.matches(query, [s.pk for s in sessions]).values_list("text", flat=True))
+
+
+@pytest.fixture
+def corpus(meeting, mic, system_audio, screen):
+    """A small meeting with the kinds of text search has to get right."""
+    lines = [
+        (mic, "Let's review the pricing for the enterprise plan", 1_000),
+        (system_audio, "The annual plan gets a twenty percent discount", 5_000),
+        (mic, "Prices go up in March; the e-mail goes out on 3.5", 9_000),
+        (system_audio, "Café crème and naïve résumé in the ÜBER meeting", 13_000),
+        (mic, "東京 office opens; привет from the Moscow team", 17_000),
+        (system_audio, "To be or not to be, that is the question", 21_000),
+        (mic, "This draft is not final: draft pricing only", 25_000),
+    ]
+    for stream, text, start in lines:
+        say(stream, text, start, final=True)
+    note(screen, "Slide: Pricing tiers — Starter, Team, Enterprise", 2_000, kind="visual")
+    note(system_audio, "Decision: ship the annual discount in Q3", 6_000, kind="audio")
+    fire(mic, "pricing_shared", 3_000, text="Pricing slide was shown")
+    return meeting
+
+
+# --- what gets indexed ------------------------------------------------------------------------
+
+
+def test_only_final_speech_is_searchable_and_the_final_text_replaces_the_interim(meeting, mic):
+    say(mic, "we should talk about budg", 1_000)
+    assert found("budg*", meeting) == []
+    say(mic, "we should talk about budgets and headcount", 1_000, final=True)
+    assert found("budget", meeting) == ["we should talk about budgets and headcount"]
+    assert SearchEntry.objects.filter(kind="speech").count() == 1
+
+
+def test_insights_screen_descriptions_and_alert_labels_are_searchable(corpus):
+    kinds = dict(
+        search.matches(search_text.parse("pricing"), [corpus.pk]).values_list("text", "kind")
+    )
+    assert kinds["Slide: Pricing tiers — Starter, Team, Enterprise"] == "visual"
+    assert kinds["pricing_shared Pricing slide was shown"] == "alert"
+    assert found("shared", corpus) == ["pricing_shared Pricing slide was shown"]
+    assert found("decision", corpus) == ["Decision: ship the annual discount in Q3"]
+
+
+def test_a_cleared_alert_is_not_searchable(meeting, mic):
+    alert = fire(mic, "pricing_shared", 3_000)
+    alert.triggered = False
+    alert.save()
+    assert found("pricing", meeting) == []
+
+
+def test_deleting_an_item_or_a_session_removes_its_moments(corpus, mic):
+    segment = TranscriptSegment.objects.get(text__startswith="Let's review")
+    segment.delete()
+    assert "Let's review the pricing for the enterprise plan" not in found("pricing", corpus)
+    corpus.delete()
+    assert SearchEntry.objects.count() == 0
+    # The full-text structure follows the rows: a new row is found, nothing stale is.
+    assert found("pricing", corpus) == []
+
+
+def test_rebuild_recreates_the_same_entries(corpus):
+    before = sorted(SearchEntry.objects.values_list("kind", "text", "terms", "start_ms"))
+    assert search.rebuild([corpus]) == len(before)
+    after = sorted(SearchEntry.objects.values_list("kind", "text", "terms", "start_ms"))
+    assert after == before
+    assert len(found("pricing", corpus)) == 5
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # stems: "prices" finds pricing and prices
+        ("prices", 5),
+        ('"annual plan"', 1),
+        ('"plan annual"', 0),
+        ("pric*", 5),
+        ("pricing*", 5),
+        ("disc*", 2),
+        ("cafe", 1),
+        ("CAFÉ", 1),
+        ("resume", 1),
+        ("über", 1),
+        ("東京", 1),
+        ("ПРИВЕТ", 1),
+        ("e-mail", 1),
+        ('"3.5"', 1),
+        ("draft -pricing", 0),
+        ("pricing -draft", 4),
+        ("march OR moscow", 2),
+        ("march moscow", 0),
+        ("to be or not to be", 1),
+        ("the", 7),
+    ],
+)
+def test_queries_find_the_same_moments_on_either_database(corpus, query, expected):
+    assert len(found(query, corpus)) == expected, found(query, corpus)
+
+
+def test_hits_are_newest_first(corpus):
+    assert found("pricing", corpus) == [
+        "This draft is not final: draft pricing only",
+        "Prices go up in March; the e-mail goes out on 3.5",
+        "pricing_shared Pricing slide was shown",
+        "Slide: Pricing tiers — Starter, Team, Enterprise",
+        "Let's review the pricing for the enterprise plan",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "the and of",
+        "x" * 1000,
+        "pricing " * 200,
+        '"unclosed phrase',
+        '""',
+        "AND OR NOT",
+        "pricing AND (discount OR",
+        "a:b OR -c* NEAR(x y) ^z +y ~w {x} [y] <z> 'q' \\ / | & ! @ # $ % ^ *",
+        "-pricing",
+        "*",
+        "'; DROP TABLE sessions_app_searchentry; --",
+        "emoji 🚀 and 👍🏽 zalgo Z̷̢͎a̶l̵g̸o",
+        "\x00\x01 control",
+        "\u202eevil",
+    ],
+)
+def test_hard_queries_never_fail(corpus, text):
+    query = search_text.parse(text)
+    results = search.search(query, [corpus.pk])
+    assert results.total == len(results.hits) or results.pages > 1
+    assert SearchEntry.objects.count() == 10  # nothing was dropped
+
+
+def test_a_long_query_is_cut_with_a_note():
+    query = search_text.parse("word " * 300)
+    assert any("first 1000 characters" in note for note in query.notes)
+    assert len(query.clauses) <= search_text.MAX_CLAUSES
+
+
+def test_stop_words_are_left_out_unless_there_is_nothing_else():
+    assert search_text.parse("the plan").clauses == ((search_text.Match("word", ("plan",)),),)
+    assert search_text.parse("the plan").notes == ("Common words were left out: the.",)
+    only = search_text.parse("to be or not")
+    assert only.clauses == ((search_text.Match("phrase", ("to", "be", "or", "not")),),)
+
+
+def test_a_query_that_only_excludes_says_so():
+    query = search_text.parse("-pricing")
+    assert query.is_empty
+    assert query.notes == ("Add a word to look for: a query cannot only exclude words.",)
+
+
+def test_search_is_scoped_to_the_sessions_given(corpus, make_session, make_stream, stranger):
+    theirs = make_session(stranger, title="Their meeting")
+    say(make_stream(theirs, "mic:default"), "their secret pricing plan", 1_000, final=True)
+    assert "their secret pricing plan" not in found("pricing", corpus)
+    assert found("secret", corpus) == []
+    assert found("secret", theirs) == ["their secret pricing plan"]
+
+
+# --- results: facets, pages, snippets -----------------------------------------------------
+
+
+def test_facets_count_every_hit_and_filters_narrow_them(corpus):
+    query = search_text.parse("pricing")
+    results = search.search(query, [corpus.pk])
+    assert results.total == 5
+    assert {f.value: f.count for f in results.facets["kind"]} == {
+        "speech": 3,
+        "visual": 1,
+        "alert": 1,
+    }
+    assert {f.value: f.count for f in results.facets["channel"]} == {"mic": 4, "screen": 1}
+    assert [(f.label, f.count) for f in results.facets["session"]] == [(corpus.title, 5)]
+    narrowed = search.search(query, [corpus.pk], search.Filters(kinds=("speech",)))
+    assert narrowed.total == 3
+    assert {h.entry.kind for h in narrowed.hits} == {"speech"}
+
+
+def test_results_are_paged(corpus):
+    query = search_text.parse("the")
+    first = search.search(query, [corpus.pk], page=1, page_size=3)
+    third = search.search(query, [corpus.pk], page=3, page_size=3)
+    beyond = search.search(query, [corpus.pk], page=99, page_size=3)
+    assert (first.total, first.pages, len(first.hits)) == (7, 3, 3)
+    assert len(third.hits) == 1
+    assert beyond.page == 3  # a page past the end shows the last one
+    seen = [
+        h.entry.pk
+        for p in (1, 2, 3)
+        for h in search.search(query, [corpus.pk], page=p, page_size=3).hits
+    ]
+    assert len(set(seen)) == 7
+
+
+def test_snippets_mark_what_matched_and_escape_everything_else(meeting, mic):
+    say(mic, f"pricing {HOSTILE} prices", 1_000, final=True)
+    hit = search.search(search_text.parse("price"), [meeting.pk]).hits[0]
+    assert "<img" not in hit.snippet
+    assert "&lt;img src=x onerror=alert(1)&gt;" in hit.snippet
+    assert hit.snippet.count("<mark>") == 2
+    assert hit.snippet.startswith("<mark>pricing</mark>")
+
+
+def test_a_snippet_of_a_long_line_is_cut_around_the_first_match():
+    text = (
+        " ".join(f"w{i}" for i in range(200)) + " pricing " + " ".join(f"v{i}" for i in range(200))
+    )
+    snippet = search_text.highlight(text, search_text.parse("pricing"))
+    assert snippet.startswith("… ") and snippet.endswith(" …")
+    assert "<mark>pricing</mark>" in snippet
+    assert len(snippet) < 200
+
+
+def test_phrase_highlight_marks_the_whole_phrase():
+    snippet = search_text.highlight("The Annual Plan is new", search_text.parse('"annual plan"'))
+    assert snippet == "The <mark>Annual Plan</mark> is new"
