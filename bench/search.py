@@ -28,15 +28,18 @@ warm-up pass, p50 and p95 of:
     .venv/bin/python bench/search.py --segments 1000000 --backend both
     .venv/bin/python bench/search.py --segments 5000000 --backend postgres --reuse --explain
 
-``--reuse`` keeps a bench database that already holds the requested corpus (same size and
-seed) instead of loading it again; ``--explain`` prints the plans of the app's queries for
-the first query of each type; ``--drop`` removes the bench database at the end. Needs
-PostgreSQL for ``--backend postgres`` (BENCH_DATABASE_URL, default below).
+``--reuse`` keeps a bench database that already holds the requested corpus (same size, seed
+and migrations, and a sample of entries still equal to what the app writes) instead of
+loading it again; ``--explain`` prints the plans of the app's queries for the first query of
+each type; ``--drop`` removes the bench database at the end. The output names the search
+code it measured (hashes of search.py, search_text.py and the migrations). Needs PostgreSQL
+for ``--backend postgres`` (BENCH_DATABASE_URL, default below).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import subprocess
@@ -237,9 +240,31 @@ def admin_url(database_url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
 
 
+def fingerprint(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def schema_fingerprint() -> str:
+    """The migrations a bench database was built with: another schema means a reload."""
+    return fingerprint(*sorted((ROOT / "sessions_app" / "migrations").glob("*.py")))
+
+
+def code_fingerprints() -> str:
+    """Which search code the numbers belong to (the app is being worked on)."""
+    app = ROOT / "sessions_app"
+    return (
+        f"search.py {fingerprint(app / 'search.py')}, "
+        f"search_text.py {fingerprint(app / 'search_text.py')}, "
+        f"migrations {schema_fingerprint()}"
+    )
+
+
 def stored_corpus(backend: str, sqlite_path: Path, database_url: str) -> dict | None:
     """What the bench database holds (from its bench_search_meta table), if anything."""
-    query = "SELECT segments, seed, version, load_seconds FROM bench_search_meta"
+    query = "SELECT segments, seed, version, schema, load_seconds FROM bench_search_meta"
     try:
         if backend == "postgres":
             import psycopg
@@ -257,7 +282,7 @@ def stored_corpus(backend: str, sqlite_path: Path, database_url: str) -> dict | 
         return None
     if row is None:
         return None
-    return dict(zip(("segments", "seed", "version", "load_seconds"), row, strict=True))
+    return dict(zip(("segments", "seed", "version", "schema", "load_seconds"), row, strict=True))
 
 
 def fresh_database(backend: str, sqlite_path: Path, database_url: str) -> None:
@@ -471,16 +496,17 @@ def write_meta(segments: int, seed: int, load_seconds: float) -> None:
         cur.execute("DROP TABLE IF EXISTS bench_search_meta")
         cur.execute(
             "CREATE TABLE bench_search_meta (segments bigint, seed integer, version integer, "
-            "load_seconds double precision)"
+            "schema text, load_seconds double precision)"
         )
         cur.execute(
-            "INSERT INTO bench_search_meta VALUES (%s, %s, %s, %s)",
-            [segments, seed, VERSION, load_seconds],
+            "INSERT INTO bench_search_meta VALUES (%s, %s, %s, %s, %s)",
+            [segments, seed, VERSION, schema_fingerprint(), load_seconds],
         )
 
 
-def verify_sample(segments: int, seed: int) -> None:
-    """Entries equal what the app's own ``search._entry`` builds for their segment."""
+def verify_sample(segments: int, seed: int) -> str | None:
+    """Entries equal what the app's own ``search._entry`` builds for their segment: None,
+    or the first difference."""
     from sessions_app import search
     from sessions_app.models import SearchEntry, TranscriptSegment
 
@@ -492,10 +518,11 @@ def verify_sample(segments: int, seed: int) -> None:
         expected, actual = search._entry(segment), stored[segment.pk]
         for name in fields:
             if getattr(expected, name) != getattr(actual, name):
-                raise SystemExit(
+                return (
                     f"segment {segment.pk}: stored {name}={getattr(actual, name)!r}, "
                     f"the app writes {getattr(expected, name)!r}"
                 )
+    return None
 
 
 def database_size(backend: str, sqlite_path: Path) -> str:
@@ -594,7 +621,7 @@ def explain(backend: str, query: str, ids: list[int]) -> None:
         print(target.explain(**options))
 
 
-def measure(args, backend: str, sqlite_path: Path) -> None:
+def measure(args, backend: str) -> None:
     from sessions_app import access, search, search_text
     from sessions_app.models import TranscriptSegment, User
 
@@ -610,10 +637,9 @@ def measure(args, backend: str, sqlite_path: Path) -> None:
 
     plan: dict[str, list[tuple[str, object, list[int]]]] = {"rare": []}
     for user, ids in scopes:  # for each user, a code name said in one of their meetings
+        taken = {q for q, _, _ in plan["rare"]}
         for word in rare:
-            if search.matches(search_text.parse(word), ids).exists() and word not in {
-                q for q, _, _ in plan["rare"]
-            }:
+            if word not in taken and search.matches(search_text.parse(word), ids).exists():
                 plan["rare"].append((word, user, ids))
                 break
     for kind, queries in QUERIES.items():
@@ -689,7 +715,12 @@ def run_backend(args, backend: str) -> None:
     sqlite_path = Path(args.sqlite_path)
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     stored = stored_corpus(backend, sqlite_path, database_url) if args.reuse else None
-    wanted = {"segments": args.segments, "seed": args.seed, "version": VERSION}
+    wanted = {
+        "segments": args.segments,
+        "seed": args.seed,
+        "version": VERSION,
+        "schema": schema_fingerprint(),
+    }
     reuse = stored is not None and all(stored[k] == v for k, v in wanted.items())
     if not reuse:
         fresh_database(backend, sqlite_path, database_url)
@@ -699,6 +730,11 @@ def run_backend(args, backend: str) -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     check_columns()
+    if reuse and (problem := verify_sample(args.segments, args.seed)):
+        print(f"not reusing the bench database, loading it again: {problem}", flush=True)
+        connections.close_all()
+        again = [a for a in sys.argv[1:] if a != "--reuse"]
+        os.execv(sys.executable, [sys.executable, __file__, *again])  # noqa: S606 -- this script
     label = (
         f"PostgreSQL {connection.pg_version // 10000}"
         if backend == "postgres"
@@ -708,6 +744,7 @@ def run_backend(args, backend: str) -> None:
         f"== {label}: {args.segments:,} segments, {SESSIONS:,} sessions, {USERS} users "
         f"({args.segments // USERS:,} segments per user), {os.cpu_count()} cores"
     )
+    print(f"app code: {code_fingerprints()}")
     if reuse:
         print(f"reused the bench database (it took {stored['load_seconds']:.0f} s to load)")
     else:
@@ -725,10 +762,11 @@ def run_backend(args, backend: str) -> None:
             + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
             + f"): {args.segments / load_seconds:,.0f} segments/s"
         )
-    verify_sample(args.segments, args.seed)
+    if problem := verify_sample(args.segments, args.seed):
+        raise SystemExit(f"the loaded entries differ from the app's: {problem}")
     print(database_size(backend, sqlite_path))
     print(f"{args.users} users, warm-up {args.warmup} pass(es), {args.runs} timed runs per type")
-    measure(args, backend, sqlite_path)
+    measure(args, backend)
     rerun = [a for a in sys.argv[1:] if a != "--drop"]
     if "--backend" in rerun:
         rerun[rerun.index("--backend") + 1] = backend
@@ -736,7 +774,11 @@ def run_backend(args, backend: str) -> None:
         rerun += ["--backend", backend]
     if "--reuse" not in rerun:
         rerun.append("--reuse")
-    print("rerun: .venv/bin/python bench/search.py " + " ".join(rerun))
+    env = f"BENCH_DATABASE_URL={database_url} " if database_url != DEFAULT_DB else ""
+    print(
+        f"rerun: {env if backend == 'postgres' else ''}.venv/bin/python bench/search.py "
+        + " ".join(rerun)
+    )
     if args.drop:
         drop_database(backend, sqlite_path, database_url)
         print("dropped the bench database")

@@ -111,8 +111,18 @@ class Query:
     def is_empty(self) -> bool:
         return not self.clauses
 
+    @property
+    def has_prefix(self) -> bool:
+        return any(m.kind == "prefix" for m in [*self.all_matches(), *self.excluded])
+
     def all_matches(self) -> list[Match]:
         return [m for clause in self.clauses for m in clause]
+
+    @staticmethod
+    def scope_tsquery(session_ids: list[int]) -> str:
+        """PostgreSQL tsquery text (for a ``::tsquery`` cast, no parser) for "in one of
+        these sessions": the "_s<id>" lexemes of the search vector."""
+        return " | ".join(f"'_s{int(pk)}'" for pk in session_ids) or "'_s0'"
 
     def to_tsquery(self) -> str:
         """PostgreSQL ``to_tsquery('simple', …)`` text. Tokens are alphanumeric only."""
@@ -126,8 +136,9 @@ class Query:
         parts += [f"!{one(m)}" for m in self.excluded]
         return " & ".join(parts)
 
-    def to_fts5(self) -> str:
-        """SQLite FTS5 ``MATCH`` text. Every token is double-quoted, so none is an operator."""
+    def to_fts5(self, session_ids: list[int] | None = None) -> str:
+        """SQLite FTS5 ``MATCH`` text, within the given sessions (the FTS table's ``scope``
+        column). Every token is double-quoted, so none is an operator."""
 
         def one(m: Match) -> str:
             if m.kind == "prefix":
@@ -139,6 +150,12 @@ class Query:
         )
         for m in self.excluded:
             expression = f"({expression}) NOT {one(m)}"
+        expression = f"terms : ({expression})"
+        if session_ids is not None:
+            # No session at all is "s0", which no row has (ids start at 1): FTS5 has no
+            # empty OR.
+            scope = " OR ".join(f'"s{int(pk)}"' for pk in session_ids) or '"s0"'
+            expression = f"scope : ({scope}) AND {expression}"
         return expression
 
 

@@ -627,9 +627,7 @@ def test_a_sessions_change_page_costs_the_same_queries_for_one_alert_or_many(
     assert count_queries(staff_client, path) == one
 
 
-def test_rebuild_search_action_reindexes_the_selected_sessions(
-    staff_client: Client, world
-) -> None:
+def test_rebuild_search_action_reindexes_the_selected_sessions(staff_client: Client, world) -> None:
     from sessions_app.models import SearchEntry
 
     SearchEntry.objects.all().delete()

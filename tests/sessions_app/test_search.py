@@ -72,7 +72,9 @@ def test_deleting_an_item_or_a_session_removes_its_moments(corpus, mic):
     segment = TranscriptSegment.objects.get(text__startswith="Let's review")
     segment.delete()
     assert "Let's review the pricing for the enterprise plan" not in found("pricing", corpus)
+    pk = corpus.pk
     corpus.delete()
+    corpus.pk = pk
     assert SearchEntry.objects.count() == 0
     # The full-text structure follows the rows: a new row is found, nothing stale is.
     assert found("pricing", corpus) == []
@@ -241,3 +243,17 @@ def test_a_snippet_of_a_long_line_is_cut_around_the_first_match():
 def test_phrase_highlight_marks_the_whole_phrase():
     snippet = search_text.highlight("The Annual Plan is new", search_text.parse('"annual plan"'))
     assert snippet == "The <mark>Annual Plan</mark> is new"
+
+
+def test_a_corrected_final_is_found_by_its_new_words_only(meeting, mic):
+    say(mic, "the vendor is Initech", 1_000, final=True)
+    say(mic, "the vendor is Globex", 1_000, final=True)  # VideoDB corrected the final
+    assert found("initech", meeting) == []
+    assert found("globex", meeting) == ["the vendor is Globex"]
+    assert SearchEntry.objects.count() == 1
+
+
+def test_no_sessions_in_scope_finds_nothing(corpus):
+    assert list(search.matches(search_text.parse("pricing"), [])) == []
+    narrowed = search.Filters(session_ids=(corpus.pk + 1000,))
+    assert list(search.matches(search_text.parse("pricing"), [corpus.pk], narrowed)) == []
