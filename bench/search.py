@@ -1,6 +1,6 @@
 """History search benchmark: one user's search over a corpus of 1 M or 5 M transcript lines.
 
-Builds a dedicated bench database (PostgreSQL ``copilot_bench``, dropped and re-created, or
+Builds a dedicated bench database (PostgreSQL ``copilot_search_bench``, dropped and re-created, or
 a SQLite file under ``var/bench/``), migrates it, and bulk-loads 100 users, 1,000 sessions
 (10 per user, spread over a year), 2 audio streams per session and N final transcript
 segments spread evenly over the sessions, each with its SearchEntry. The text is
@@ -52,7 +52,8 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/copilot_bench"
+# Not bench/webhooks.py's copilot_bench: each bench drops and re-creates its own database.
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/copilot_search_bench"
 DEFAULT_SQLITE = ROOT / "var" / "bench" / "search-bench.sqlite3"
 USERS = 100
 SESSIONS_PER_USER = 10
