@@ -2,12 +2,12 @@ from django.apps import AppConfig
 from django.db.models.signals import post_save
 
 
-def _index_for_search(sender, instance, raw=False, **kwargs) -> None:
+def _index_for_search(sender, instance, created=False, raw=False, **kwargs) -> None:
     # A fixture load (raw) stores rows as they are; `manage.py rebuild_search` indexes them.
     if not raw:
         from sessions_app import search
 
-        search.index(instance)
+        search.index(instance, created=created)
 
 
 class SessionsAppConfig(AppConfig):

@@ -105,7 +105,19 @@ class ShareLinkForm(forms.Form):
 # --- history and search (GET forms: a bad value is reported and ignored, never a 500) ------
 
 
-class HistoryFilterForm(forms.Form):
+class LenientGetForm(forms.Form):
+    """A GET form whose fields each apply only if valid: the page shows the errors and goes on
+    without the fields that failed."""
+
+    def value(self, name: str) -> object:
+        """The cleaned value, or nothing for a field that did not validate."""
+        if not self.is_bound:
+            return None
+        self.is_valid()
+        return self.cleaned_data.get(name) if name not in self.errors else None
+
+
+class HistoryFilterForm(LenientGetForm):
     """Filters for the session list. Every field is optional; an invalid one is shown as an
     error next to it and the list is shown without that filter."""
 
@@ -156,15 +168,8 @@ class HistoryFilterForm(forms.Form):
             self.add_error("date_to", "“To” must be on or after “From”.")
         return data
 
-    def value(self, name: str) -> object:
-        """The cleaned value, or nothing for a field that did not validate."""
-        if not self.is_bound:
-            return None
-        self.is_valid()
-        return self.cleaned_data.get(name) if name not in self.errors else None
 
-
-class SearchForm(forms.Form):
+class SearchForm(LenientGetForm):
     q = forms.CharField(label="Search", required=False, strip=True, max_length=10_000)
     meaning = forms.BooleanField(label="By meaning", required=False)
     kind = forms.MultipleChoiceField(choices=SearchEntry.Kind.choices, required=False)
@@ -181,7 +186,3 @@ class SearchForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Only sessions the asker may view can be picked: any other id is "not a choice".
         self.fields["session"].choices = [(str(pk), str(pk)) for pk in session_ids]
-
-    def value(self, name: str) -> object:
-        self.is_valid()
-        return self.cleaned_data.get(name) if name not in self.errors else None

@@ -14,7 +14,6 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from sessions_app.models import RTStream
 from sessions_app.record import SessionRecord, format_offset
 
 WIDTH = 1000  # SVG user units; the picture scales to the page
@@ -179,9 +178,7 @@ def channel_stats(record: SessionRecord) -> list[ChannelStats]:
         stats.append(
             ChannelStats(
                 speaker=stream.speaker,
-                channel=RTStream.Kind(stream.kind).label
-                if stream.kind in RTStream.Kind.values
-                else stream.kind,
+                channel=stream.get_kind_display(),
                 lines=len(lines),
                 speech_ms=sum(max(0, line.end_offset_ms - line.offset_ms) for line in lines),
             )

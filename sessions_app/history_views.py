@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 
 from sessions_app import access, exports, gateway, history, meaning, record, search, search_text
 from sessions_app.forms import HistoryFilterForm, SearchForm
-from sessions_app.models import CaptureSession, RTStream, SearchEntry
+from sessions_app.models import CaptureSession, RTStream
 from sessions_app.queries import with_counts
 
 logger = logging.getLogger(__name__)
@@ -212,8 +212,6 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "errors": [e for field in form.errors.values() for e in field],
         "next_url": _page_url(request.GET, results.page + 1) if results.has_next else "",
         "previous_url": _page_url(request.GET, results.page - 1) if results.has_previous else "",
-        "kinds": SearchEntry.Kind.choices,
-        "meaning_available": True,
         "max_query": search_text.MAX_QUERY_CHARS,
     }
     if _is_fragment(request):

@@ -114,6 +114,7 @@ def record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSeg
                 segment = TranscriptSegment.objects.select_for_update().get(
                     stream=stream, start_ms=event.start_ms
                 )
+        segment.stream = stream  # already loaded: saves a query when search indexes it
         if segment.is_final and not event.is_final:
             return None
         if (segment.text, segment.is_final, segment.end_ms) == (event.text, event.is_final, end_ms):

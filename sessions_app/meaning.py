@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 
 from sessions_app import gateway, history, search, search_text
 from sessions_app.models import CaptureSession, RTStream, SearchEntry
+from sessions_app.record import epoch_ms
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ class MeaningHit:
 class Found:
     hits: list[MeaningHit] = field(default_factory=list)
     error: str = ""
-    asked: bool = False
 
 
 @dataclass
@@ -91,7 +91,7 @@ def _landing(hit: MeaningHit) -> SearchEntry | None:
 
 def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Filters) -> Found:
     """Ask VideoDB about ``text`` within the given sessions. Never raises for VideoDB."""
-    found = Found(asked=True)
+    found = Found()
     streams = (
         RTStream.objects.filter(session_id__in=list(session_ids))
         .select_related("session")
@@ -117,7 +117,7 @@ def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Fil
                 session = exported.get(hit.video_id)
                 if session is None:  # another user's video: not ours to show
                     continue
-                origin = int(session.started_at.timestamp() * 1000) if session.started_at else 0
+                origin = epoch_ms(session.started_at) if session.started_at else 0
                 found.hits.append(
                     MeaningHit(session, None, "speech", origin + hit.start_ms, hit.text, hit.score)
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 
-from sessions_app.models import CaptureSession, User
+from sessions_app.models import CaptureSession
 
 
 def with_counts(sessions: QuerySet[CaptureSession]) -> QuerySet[CaptureSession]:
@@ -14,8 +14,3 @@ def with_counts(sessions: QuerySet[CaptureSession]) -> QuerySet[CaptureSession]:
         alert_count=Count("alerts", filter=Q(alerts__triggered=True), distinct=True),
         duration=ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField()),
     )
-
-
-def sessions_owned_by(user: User) -> QuerySet[CaptureSession]:
-    """The user's sessions, newest first, with the counts the lists show."""
-    return with_counts(CaptureSession.objects.filter(owner=user)).order_by("-created_at", "-id")

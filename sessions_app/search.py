@@ -87,12 +87,14 @@ def is_searchable(item: TranscriptSegment | Insight | Alert) -> bool:
 _SOURCE_FIELD = {TranscriptSegment: "segment", Insight: "insight", Alert: "alert"}
 
 
-def index(item: TranscriptSegment | Insight | Alert) -> None:
+def index(item: TranscriptSegment | Insight | Alert, *, created: bool = False) -> None:
     """Bring ``item``'s entry up to date: write it, refresh it, or remove it. One upsert, so
     two paths storing the same item at once leave one entry."""
     source = _SOURCE_FIELD[type(item)]
     if not is_searchable(item):
-        SearchEntry.objects.filter(**{source: item}).delete()
+        # A new interim line (the relay's commonest write) cannot have an entry yet.
+        if not created:
+            SearchEntry.objects.filter(**{source: item}).delete()
         return
     SearchEntry.objects.bulk_create(
         [_entry(item)],

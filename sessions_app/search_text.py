@@ -105,7 +105,6 @@ class Query:
     clauses: tuple[tuple[Match, ...], ...] = ()
     excluded: tuple[Match, ...] = ()
     notes: tuple[str, ...] = field(default=())
-    text: str = ""
 
     @property
     def is_empty(self) -> bool:
@@ -240,7 +239,6 @@ def parse(text: str) -> Query:
         clauses=tuple(tuple(dict.fromkeys(c)) for c in kept),
         excluded=tuple(dict.fromkeys(excluded)),
         notes=tuple(notes),
-        text=text.strip(),
     )
 
 
