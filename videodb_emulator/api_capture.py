@@ -1,4 +1,4 @@
-"""REST handlers: collection, capture sessions, client tokens, WebSocket URL, generate_text."""
+"""REST handlers: collection, capture sessions, client tokens, WebSocket URL."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from aiohttp import web
 from .auth import CORE, PRINCIPAL, api
 from .core import Emulator
 from .errors import ApiError, bad_request, ok
-from .generate import generate_text
 from .routing import Routes
 from .state import (
     DEFAULT_COLLECTION,
@@ -208,28 +207,3 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
     if ticket is None or ticket.expires_at < time.time():
         raise ApiError(401, "missing, unknown or expired WebSocket ticket")
     return await core.hub.handle(request, ticket.principal)
-
-
-@routes.add("POST", "collection/{coll}/generate/text")
-@api()
-async def generate(request: web.Request) -> web.Response:
-    collection_id(request)
-    body = await json_body(request, allow_empty=False)
-    if body.get("prompt") is None and body.get("prompt_url") is not None:
-        raise bad_request("'prompt_url' (uploaded prompts) is not supported by the emulator")
-    prompt = req_str(body, "prompt")
-    response_type = opt_str(body, "response_type") or "text"
-    if response_type not in ("text", "json"):
-        raise bad_request("'response_type' must be 'text' or 'json'")
-    model_name = opt_str(body, "model_name") or "basic"
-    opt_number(body, "max_tokens", minimum=1, integer=True)
-    opt_number(body, "temperature", minimum=0)
-    opt_dict(body, "model_config")
-    return ok(
-        {
-            "output": generate_text(prompt, response_type),
-            "response_type": response_type,
-            "model_name": model_name,
-            "emulated": True,
-        }
-    )

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import DEFAULT_HOST, DEFAULT_PORT, api_keys_from_env, make_config
 from .control_client import ControlClient, ControlError
+from .faults import GENERATION_MODES
 from .scripts import ScriptError, load_script
 from .server import EmulatorServer
 
@@ -87,6 +88,11 @@ def _ctl_args(sub: argparse._SubParsersAction) -> None:
     fa.add_argument("--slow-count", type=int)
     fa.add_argument("--delay", type=float)
     fa.add_argument("--clear", action="store_true")
+    g = actions.add_parser("generate-fault", help="make the next generate_text calls misbehave")
+    g.add_argument("mode", choices=[*GENERATION_MODES, "clear"])
+    g.add_argument("--count", type=int, default=1)
+    g.add_argument("--status", type=int, help="for 'error': 429 or 5xx (default 500)")
+    g.add_argument("--delay", type=float, help="for 'slow': seconds (default 5)")
     w = actions.add_parser("webhooks", help="change webhook delivery at runtime")
     w.add_argument("--duplicate-rate", type=float)
     w.add_argument("--shuffle-window", type=int)
@@ -162,6 +168,10 @@ def _ctl(args: argparse.Namespace) -> Any:
             if args.clear:
                 return client.clear_faults()
             return client.inject_faults(args.fail_count, args.status, args.slow_count, args.delay)
+        case "generate-fault":
+            if args.mode == "clear":
+                return client.clear_generation_faults()
+            return client.inject_generation_fault(args.mode, args.count, args.status, args.delay)
         case "webhooks":
             settings = {
                 k: v

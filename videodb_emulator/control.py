@@ -13,6 +13,7 @@ from aiohttp import web
 from .api_capture import core_of
 from .auth import control_key_ok
 from .errors import ApiError, bad_request, ok
+from .faults import GENERATION_MODES
 from .routing import Routes
 from .scripts import ScriptError, parse_script, parse_text
 from .state import ClientToken
@@ -207,6 +208,35 @@ async def set_faults(request: web.Request) -> web.Response:
 async def clear_faults(request: web.Request) -> web.Response:
     _guard(request)
     plan = core_of(request).faults
+    plan.clear()
+    return ok(plan.to_dict())
+
+
+@routes.add("POST", f"{PREFIX}/faults/generate")
+async def set_generate_faults(request: web.Request) -> web.Response:
+    _guard(request)
+    body = await json_body(request, allow_empty=False)
+    mode = opt_str(body, "mode")
+    if mode not in GENERATION_MODES:
+        raise bad_request(f"'mode' must be one of {', '.join(GENERATION_MODES)}, got {mode!r}")
+    count = opt_number(body, "count", minimum=1, integer=True) or 1
+    if count > 1000:
+        raise bad_request("'count' must be <= 1000")
+    status = opt_number(body, "status", minimum=400, integer=True)
+    if status is not None and status != 429 and not 500 <= status <= 599:
+        raise bad_request("'status' must be 429 or a 5xx code")
+    delay = opt_number(body, "delay", minimum=0)
+    if delay is not None and delay > 120:
+        raise bad_request("'delay' must be <= 120 seconds")
+    plan = core_of(request).generate_faults
+    plan.set(mode, int(count), None if status is None else int(status), delay)
+    return ok(plan.to_dict())
+
+
+@routes.add("DELETE", f"{PREFIX}/faults/generate")
+async def clear_generate_faults(request: web.Request) -> web.Response:
+    _guard(request)
+    plan = core_of(request).generate_faults
     plan.clear()
     return ok(plan.to_dict())
 

@@ -144,6 +144,21 @@ class ControlClient:
     def clear_faults(self) -> dict[str, Any]:
         return self.request("DELETE", "faults")
 
+    def inject_generation_fault(
+        self, mode: str, count: int = 1, status: int | None = None, delay: float | None = None
+    ) -> dict[str, Any]:
+        """The next ``count`` generate_text calls misbehave: error, slow, malformed, nonsense
+        or bad_citations (see the README)."""
+        body: dict[str, Any] = {"mode": mode, "count": count}
+        if status is not None:
+            body["status"] = status
+        if delay is not None:
+            body["delay"] = delay
+        return self.request("POST", "faults/generate", body)
+
+    def clear_generation_faults(self) -> dict[str, Any]:
+        return self.request("DELETE", "faults/generate")
+
     def configure_webhooks(self, **settings: Any) -> dict[str, Any]:
         return self.request("POST", "webhooks", settings)
 

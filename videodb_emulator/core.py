@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import EmulatorConfig, WebhookPolicy
 from .errors import ApiError
-from .faults import FaultPlan
+from .faults import FaultPlan, GenerationFaults
 from .hub import Hub
 from .scripts import ScriptLibrary
 from .simulator import MeetingManager
@@ -27,6 +27,7 @@ from .state import (
     new_id,
     now_ms,
 )
+from .uploads import Uploads
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class Emulator:
         self.hub = Hub(config.ws_queue_limit)
         self.webhooks = WebhookDispatcher(lambda: self.webhook_policy)
         self.faults = FaultPlan()
+        self.generate_faults = GenerationFaults()
+        self.uploads = Uploads()
         self.scripts = ScriptLibrary(config.scripts_dirs)
         self.base_url = config.public_base_url or f"http://{config.host}:{config.port}"
         # Where the simulator reaches the API itself (the public URL may be a proxy).
@@ -293,6 +296,7 @@ class Emulator:
             "websocket": self.hub.snapshot(),
             "meetings": self.meetings.snapshot(),
             "faults": self.faults.to_dict(),
+            "generate_faults": self.generate_faults.to_dict(),
             "webhook_policy": _policy_dict(self.webhook_policy),
             "deliveries": len(self.webhooks.history),
         }

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .labels import LISTS, GroundTruth, parse_ground_truth
+
 BUNDLED_DIR = Path(__file__).parent / "scripts"
 AUDIO_CHANNELS = ("mic", "system_audio")
 ALL_CHANNELS = ("mic", "system_audio", "screen")
@@ -75,6 +77,7 @@ class Script:
     scenes: tuple[Scene, ...]
     insights: tuple[Insight, ...]
     alerts: tuple[AlertMoment, ...]
+    ground_truth: GroundTruth = GroundTruth()  # noqa: RUF009 -- frozen, so one shared empty is safe
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -86,6 +89,7 @@ class Script:
             "scenes": len(self.scenes),
             "insights": len(self.insights),
             "alerts": len(self.alerts),
+            "ground_truth": self.ground_truth.counts(),
         }
 
 
@@ -135,7 +139,16 @@ class _Reader:
         return items
 
 
-_TOP_KEYS = {"title", "description", "duration", "utterances", "scenes", "insights", "alerts"}
+_TOP_KEYS = {
+    "title",
+    "description",
+    "duration",
+    "utterances",
+    "scenes",
+    "insights",
+    "alerts",
+    *LISTS,
+}
 
 
 def parse_script(data: dict[str, Any], *, name: str, source: str | None = None) -> Script:
@@ -212,15 +225,17 @@ def parse_script(data: dict[str, Any], *, name: str, source: str | None = None) 
             )
         )
 
+    spoken = tuple(sorted(utterances, key=lambda u: (u.start, u.channel)))
     return Script(
         name=name,
         title=title,
         description=r.text(data, "description", "top level", default=""),
         duration=duration,
-        utterances=tuple(sorted(utterances, key=lambda u: (u.start, u.channel))),
+        utterances=spoken,
         scenes=tuple(sorted(scenes, key=lambda s: s.start)),
         insights=tuple(sorted(insights, key=lambda s: s.start)),
         alerts=tuple(sorted(alerts, key=lambda a: a.at)),
+        ground_truth=parse_ground_truth(data, spoken, r.fail),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import api_capture, api_rtstream, control, media
+from . import api_capture, api_generate, api_rtstream, control, media
 from .auth import CORE
 from .config import EmulatorConfig, make_config
 from .core import Emulator
@@ -17,8 +17,9 @@ from .errors import ApiError, error_response
 
 log = logging.getLogger(__name__)
 
-# Faults target REST calls; the control API, media and the WebSocket upgrade stay usable.
-_UNFAULTED_PREFIXES = ("/_emulator", "/_media", "/ws")
+# Faults target REST calls; the control API, media, presigned uploads and the WebSocket
+# upgrade stay usable.
+_UNFAULTED_PREFIXES = ("/_emulator", "/_media", "/_upload", "/ws")
 
 
 @web.middleware
@@ -75,6 +76,7 @@ def build_app(core: Emulator) -> web.Application:
     control.routes.install(app)
     api_capture.routes.install(app)
     api_rtstream.routes.install(app)
+    api_generate.install(app)
     media.install(app)
     return app
 

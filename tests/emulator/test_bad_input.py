@@ -37,6 +37,7 @@ UNKNOWN_IDS = {
     "aid": "alrt-x",
     "cid": "ws-x",
     "vid": "m-x",
+    "token": "upl-x",
 }
 
 
@@ -90,6 +91,7 @@ def test_junk_at_every_route_gets_a_4xx_json_error_and_never_a_500(emu, conn):
         "aid": alert_id,
         "cid": ws_id[0]["connection_id"],
         "vid": "m-x",  # a video exists only once a session is exported
+        "token": conn.get("collection/default/upload_url")["upload_url"].rsplit("/", 1)[1],
     }
     unknown_routes = _routes(emu, UNKNOWN_IDS)
     assert len(unknown_routes) > 40

@@ -166,16 +166,3 @@ def test_generate_stream_returns_urls_served_by_the_emulator(emu, conn):
             assert resp.status == 200
     with pytest.raises(InvalidRequestError, match="after"):
         mic.generate_stream(start=10, end=5)
-
-
-def test_generate_text_is_a_deterministic_labelled_summary(conn):
-    coll = conn.get_collection()
-    prompt = "Summarise.\nWe decided to ship on Friday.\nAlex will update the pricing page."
-    text = coll.generate_text(prompt)
-    assert text == coll.generate_text(prompt)
-    assert "not a language model" in text["output"]
-    assert "- We decided to ship on Friday." in text["output"]
-    as_json = coll.generate_text(prompt, response_type="json")["output"]
-    assert as_json["emulated"] is True
-    assert as_json["decisions"] == ["We decided to ship on Friday."]
-    assert as_json["action_items"] == ["Alex will update the pricing page."]

@@ -122,6 +122,7 @@ def test_cli_help_and_check_script():
     assert "ctl" in _cli("--help").stdout
     result = _cli("check-script", str(TINY_SCRIPT))
     assert result.returncode == 0 and "ok" in result.stdout
+    assert '"ground_truth": {"decisions": 1' in result.stdout
 
 
 def test_cli_serves_and_ctl_drives_the_running_emulator(tmp_path: Path):
@@ -156,6 +157,9 @@ def test_cli_serves_and_ctl_drives_the_running_emulator(tmp_path: Path):
         assert json.loads(_cli(*base, "export", cap.id).stdout)["export_status"] == "exported"
         faults = json.loads(_cli(*base, "faults", "--fail-count", "1", "--status", "500").stdout)
         assert faults["fail_count"] == 1
+        fault = json.loads(_cli(*base, "generate-fault", "nonsense", "--count", "2").stdout)
+        assert (fault["mode"], fault["count"]) == ("nonsense", 2)
+        assert json.loads(_cli(*base, "generate-fault", "clear").stdout)["count"] == 0
         bad = _cli("ctl", "--url", url, "--api-key", "wrong", "state")
         assert bad.returncode == 1 and "401" in bad.stderr
     finally:
