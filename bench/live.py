@@ -210,7 +210,7 @@ def main() -> None:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
 
-    from sessions_app import capture, lifecycle
+    from sessions_app.capture import handoff, lifecycle
     from sessions_app.models import RelayConnection, User
     from videodb_emulator.control_client import ControlClient
 
@@ -269,10 +269,10 @@ def main() -> None:
         length_ms = len(WORDS) / (args.rate / 2) * 1000
         sessions = []
         for n in range(args.sessions):
-            session = capture.create_session(
+            session = handoff.create_session(
                 owner, title=f"Bench {n}", audio_prompt="", visual_prompt=""
             )
-            token = capture.mint_client_token(session).token
+            token = handoff.mint_client_token(session).token
             control.simulate(session.videodb_id, script, speed=1, client_token=token)
             sessions.append(session)
         for session in sessions:

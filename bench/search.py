@@ -147,7 +147,7 @@ def generate(segments: int, seed: int, sessions: list[tuple[int, int, int, int]]
     order. ``sessions``: (session id, mic stream id, system audio stream id, start_ms)."""
     from datetime import UTC, datetime
 
-    from sessions_app import search, search_text
+    from sessions_app.history import search, search_text
 
     words, cumulative, rare = vocabulary(seed)
     rng = random.Random(seed + 2)
@@ -508,7 +508,7 @@ def write_meta(segments: int, seed: int, load_seconds: float) -> None:
 def verify_sample(segments: int, seed: int) -> str | None:
     """Entries equal what the app's own ``search._entry`` builds for their segment: None,
     or the first difference."""
-    from sessions_app import search
+    from sessions_app.history import search
     from sessions_app.models import SearchEntry, TranscriptSegment
 
     fields = ("session_id", "stream_id", "kind", "channel", "start_ms", "end_ms", "day", "text",
@@ -580,7 +580,7 @@ def plain(query: str) -> str:
 
 
 def run_one(kind: str, query: str, ids: list[int]) -> tuple[float, float, float]:
-    from sessions_app import search, search_text
+    from sessions_app.history import search, search_text
     from sessions_app.models import TranscriptSegment
 
     began = time.perf_counter()
@@ -602,7 +602,7 @@ def run_one(kind: str, query: str, ids: list[int]) -> tuple[float, float, float]
 def explain(backend: str, query: str, ids: list[int]) -> None:
     from django.db.models import Count
 
-    from sessions_app import search, search_text
+    from sessions_app.history import search, search_text
     from sessions_app.models import TranscriptSegment
 
     qs = search.matches(search_text.parse(query), ids)
@@ -623,8 +623,9 @@ def explain(backend: str, query: str, ids: list[int]) -> None:
 
 
 def measure(args, backend: str) -> None:
-    from sessions_app import access, search, search_text
+    from sessions_app.history import search, search_text
     from sessions_app.models import TranscriptSegment, User
+    from sessions_app.viewers import access
 
     _, _, rare = vocabulary(args.seed)
     everyone = list(User.objects.filter(username__startswith="bench").order_by("pk"))

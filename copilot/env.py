@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -138,8 +139,6 @@ def origin_of(url: str) -> str:
 
 def database_config(url: str, *, name: str = "DATABASE_URL") -> dict:
     """Turn a DATABASE_URL into Django's DATABASES["default"]; only PostgreSQL and SQLite."""
-    import dj_database_url
-
     scheme = urlsplit(url).scheme
     if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
         raise ImproperlyConfigured(

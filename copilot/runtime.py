@@ -8,13 +8,22 @@ copilot worker``), and ``serve`` is only the web server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from celery import Celery
+from celery.beat import EmbeddedService
 from celery.worker import WorkController
+from daphne.server import Server
+from django.conf import settings
+
+from copilot.celery import app as celery_app
+from sessions_app.live import broadcast
+from sessions_app.relay import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +91,6 @@ class InProcessBeat:
     """Celery beat (the reconciler's clock) as a thread of this process."""
 
     def __init__(self, app: Celery, schedule_path: str) -> None:
-        from celery.beat import EmbeddedService
-
         self._service = EmbeddedService(app, schedule_filename=schedule_path, thread=True)
 
     def start(self) -> None:
@@ -96,8 +103,8 @@ class InProcessBeat:
 
 def start_local_emulator(base_url: str) -> object:
     """The dev runner's VideoDB: the emulator on VIDEODB_BASE_URL's port, in a thread."""
-    from urllib.parse import urlsplit
-
+    # Imported here: only the dev runner starts the emulator, and nothing else of Copilot's
+    # may load it.
     from videodb_emulator.config import make_config
     from videodb_emulator.server import EmulatorServer
 
@@ -110,11 +117,9 @@ def start_local_emulator(base_url: str) -> object:
 
 def serve(host: str, port: int, *, embedded: bool, with_emulator: bool = False) -> None:
     """Serve the ASGI application with Daphne until SIGINT/SIGTERM."""
-    from daphne.server import Server
-    from django.conf import settings
-
+    # Imported here because importing it acts: it sets Django up again and builds the ASGI
+    # application, which only a serving process needs.
     from copilot.asgi import application
-    from copilot.celery import app as celery_app
 
     emulator = start_local_emulator(settings.VIDEODB_BASE_URL) if with_emulator else None
     worker = InProcessWorker(celery_app) if embedded else None
@@ -130,11 +135,9 @@ def serve(host: str, port: int, *, embedded: bool, with_emulator: bool = False) 
 
     def start_relay() -> None:
         # Inside Daphne's own event loop: the in-memory channel layer only works within
-        # one loop, and the relay must reach the consumers through it.
-        import asyncio
-
-        from sessions_app.relay import Relay
-
+        # one loop, and the relay must reach the consumers through it; so must the worker's
+        # threads, which publish status changes.
+        broadcast.use_event_loop(asyncio.get_event_loop())
         asyncio.get_event_loop().create_task(Relay(0).run(asyncio.Event()))
         logger.info("in-process relay scheduled")
 

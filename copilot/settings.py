@@ -204,10 +204,13 @@ else:
 
 # Celery reads every CELERY_* setting (see copilot/celery.py).
 CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# No result backend: nothing reads a task's result (tasks record what happened in the
+# database). Celery still makes a (disabled) backend object per publishing thread unless it
+# is marked thread-safe, and under ASGI every request runs on a fresh thread.
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND_THREAD_SAFE = True
 # A task is acknowledged only when it finished, and a worker that dies mid-task hands it back:
 # every task is idempotent, so running one twice is safe while losing one is not.
 CELERY_TASK_ACKS_LATE = True
@@ -228,7 +231,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 0.5,
 }
 CELERY_TASK_DEFAULT_QUEUE = "copilot"
-# Seconds of the first retry delay; each further try doubles it (copilot/celery.py).
+# Longest first retry delay in seconds; each further try doubles it (copilot/celery.py).
 TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 2, minimum=0)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,

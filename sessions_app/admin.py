@@ -16,7 +16,9 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from sessions_app import gateway, lifecycle, search, sharing, tasks
+from sessions_app import gateway, tasks
+from sessions_app.capture import alert_rules, lifecycle
+from sessions_app.history import queries, search
 from sessions_app.models import (
     Alert,
     AlertRule,
@@ -32,6 +34,7 @@ from sessions_app.models import (
     WebhookDelivery,
     WebhookRejection,
 )
+from sessions_app.viewers import sharing
 
 admin.site.site_header = "Copilot administration"
 admin.site.site_title = "Copilot admin"
@@ -56,7 +59,9 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 class VideoDBDataAdmin(admin.ModelAdmin):
-    """Rows that record what VideoDB sent: viewable and deletable, never edited or added."""
+    """Rows that record what VideoDB sent: viewable and deletable, never edited or added.
+    The event tables list their ``fields`` in reading order: by default the fields they
+    share (models.SessionEvent) would come first."""
 
     show_full_result_count = False  # event tables grow to millions of rows
     list_per_page = 50
@@ -195,7 +200,8 @@ class CaptureSessionAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 _stream_count=Count("streams", distinct=True),
-                _alert_count=Count("alerts", distinct=True),
+                # The alerts that fired, as the session list counts them.
+                _alert_count=queries.triggered_alerts(),
             )
         )
 
@@ -218,7 +224,7 @@ class CaptureSessionAdmin(admin.ModelAdmin):
 
 class StreamOperationInline(ReadOnlyInline):
     model = StreamOperation
-    fields = ("key", "remote_id", "index_id", "ws_connection_id", "started_at", "stopped_at")
+    fields = ("key", "remote_id", "index_id", "ws_connection_id", "started_at")
     readonly_fields = fields
 
 
@@ -250,7 +256,7 @@ class RTStreamAdmin(VideoDBDataAdmin):
 
 @admin.register(StreamOperation)
 class StreamOperationAdmin(VideoDBDataAdmin):
-    list_display = ("key", "kind", "stream", "remote_id", "started_at", "stopped_at")
+    list_display = ("key", "kind", "stream", "remote_id", "started_at")
     list_filter = ("kind",)
     search_fields = ("remote_id", "stream__videodb_id", "stream__session__videodb_id")
     list_select_related = ("stream",)
@@ -258,6 +264,7 @@ class StreamOperationAdmin(VideoDBDataAdmin):
 
 @admin.register(TranscriptSegment)
 class TranscriptSegmentAdmin(VideoDBDataAdmin):
+    fields = ("session", "stream", "text", "is_final", "start_ms", "end_ms", "seq", "created_at")
     list_display = ("short_text", "stream", "is_final", "start_ms", "end_ms", "session")
     list_filter = ("is_final", "stream__kind")
     search_fields = ("text", "session__videodb_id", "stream__videodb_id")
@@ -270,6 +277,17 @@ class TranscriptSegmentAdmin(VideoDBDataAdmin):
 
 @admin.register(Insight)
 class InsightAdmin(VideoDBDataAdmin):
+    fields = (
+        "session",
+        "stream",
+        "kind",
+        "index_id",
+        "text",
+        "start_ms",
+        "end_ms",
+        "seq",
+        "created_at",
+    )
     list_display = ("short_text", "kind", "stream", "start_ms", "end_ms", "session")
     list_filter = ("kind",)
     search_fields = ("text", "index_id", "session__videodb_id")
@@ -289,9 +307,33 @@ class AlertRuleAdmin(admin.ModelAdmin):
     autocomplete_fields = ("owner",)
     readonly_fields = ("videodb_event_id", "created_at", "updated_at")
 
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: object, change: bool) -> None:
+        # The same rule as the rules page: a new label or prompt drops the VideoDB event.
+        alert_rules.save(
+            obj.owner,
+            rule=obj,
+            label=obj.label,
+            prompt=obj.prompt,
+            target=obj.target,
+            is_enabled=obj.is_enabled,
+        )
+
 
 @admin.register(Alert)
 class AlertAdmin(VideoDBDataAdmin):
+    fields = (
+        "session",
+        "stream",
+        "rule",
+        "label",
+        "triggered",
+        "confidence",
+        "text",
+        "start_ms",
+        "end_ms",
+        "seq",
+        "created_at",
+    )
     list_display = ("label", "session", "stream", "triggered", "confidence", "start_ms")
     list_filter = ("triggered", "label")
     search_fields = ("label", "text", "session__videodb_id", "session__title")

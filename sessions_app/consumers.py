@@ -1,9 +1,12 @@
 """The browser's live socket for one capture session: ``/ws/sessions/<id>/``.
 
-Who may connect: the session's owner (logged in: the session cookie, checked by Channels'
-auth middleware behind the Origin check in copilot/asgi.py), or anyone holding a valid share
-link for that session (``?share=<token>``; read-only, like the share page). Everyone else is
-refused *before* the socket is accepted, so nothing is ever sent to them.
+Who may connect is decided by ``access.live_viewer``, the rule the pages follow: the
+session's owner or a signed-in user who opened one of its valid share links (the session
+cookie, checked by Channels' auth middleware behind the Origin check in copilot/asgi.py),
+or anyone holding a valid share link for that session (``?share=<token>``; read-only, like
+the share page). Everyone else is refused *before* the socket is accepted, so nothing is
+ever sent to them. A signed-in user's sockets also join their own group, so signing out
+closes them all.
 
 The protocol, both ways (text frames only):
 
@@ -19,20 +22,22 @@ server → browser: HTML fragments for htmx's ws extension, each root element wi
   ``hx-swap-oob``: items (``seg-``/``ins-``/``alert-<pk>``), speaker names, health rows,
   the status banner, the heartbeat and the synced marker (templates/sessions_app/live.html).
 
-Close codes (``CloseCode``): 4401 anonymous without a share token; 4403 share token unknown,
-revoked, expired or for another session, and a link revoked (``live.close``) or expiring
-while open; 4404 no such session, or not the user's (as the pages answer 404: existence
+Close codes (``CloseCode``): 4401 anonymous without a share token, and a user who signed out
+while open; 4403 share token unknown, revoked, expired or for another session, and a link
+revoked (``live.close``) or expiring while open, unless another still lets the user watch;
+4404 no such session, or not one the user may view (as the pages answer 404: existence
 never leaks); 4400 a message that is not one of the two above, not JSON or binary; 4413 a
 message over ``MAX_MESSAGE_BYTES``; 4408 nothing heard from the browser for
 ``LIVE_SOCKET_IDLE_SECONDS`` (a dead peer). Refusals before accept reach a browser as a
 failed handshake (HTTP 403); the codes are for tests, logs and non-browser clients.
 Codes 44xx are final: the browser does not reconnect after them.
 
-Gaps and duplicates: the consumer joins the group *before* it reads anything, so nothing
-published after the join is missed; what was published before it comes from the replay.
-The two overlap, and that is absorbed twice over: each item carries its ``seq``, a live
-message whose change the replay already covered is not forwarded, and the browser never
-lets an older copy of an element replace a newer one (static/copilot/live.js).
+Gaps and duplicates: the consumer joins the groups *before* it reads anything, so nothing
+published after the join is missed (a revocation included: it is checked again); what was
+published before it comes from the replay. The two overlap, and that is absorbed twice
+over: each item carries its ``seq``, a live message whose change the replay already covered
+is not forwarded, and the browser never lets an older copy of an element replace a newer
+one (static/copilot/live.js).
 """
 
 from __future__ import annotations
@@ -41,8 +46,6 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from enum import IntEnum
 from urllib.parse import parse_qs
 
@@ -51,9 +54,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from sessions_app import live, sharing
-from sessions_app.live import LiveUpdate, SessionClosed
+from sessions_app.live import broadcast
+from sessions_app.live.broadcast import LiveUpdate, SessionClosed
 from sessions_app.models import CaptureSession
+from sessions_app.viewers import access
 
 logger = logging.getLogger(__name__)
 
@@ -69,26 +73,11 @@ class CloseCode(IntEnum):
     TOO_LARGE = 4413
 
 
-@dataclass(frozen=True)
-class Viewer:
-    session: CaptureSession
-    share_link_id: int | None  # None: the owner
-    link_expires_at: datetime | None
-
-
-def authorize(user: object, session_id: int, token: str) -> Viewer | CloseCode:
-    """Who is asking, for which session: a Viewer, or the code to refuse with."""
-    if token:
-        link = sharing.resolve(token)
-        if link is None or link.session_id != session_id:
-            return CloseCode.FORBIDDEN
-        return Viewer(link.session, link.pk, link.expires_at)
-    if not getattr(user, "is_authenticated", False):
-        return CloseCode.UNAUTHENTICATED
-    session = CaptureSession.objects.filter(pk=session_id, owner_id=user.pk).first()
-    if session is None:
-        return CloseCode.NOT_FOUND
-    return Viewer(session, None, None)
+REFUSED_WITH = {
+    access.Refusal.SIGN_IN: CloseCode.UNAUTHENTICATED,
+    access.Refusal.BAD_LINK: CloseCode.FORBIDDEN,
+    access.Refusal.NOT_FOUND: CloseCode.NOT_FOUND,
+}
 
 
 def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[str], int, bool]:
@@ -100,34 +89,39 @@ def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[st
     """
     session = CaptureSession.objects.get(pk=session_id)
     through = session.last_seq
-    updates = live.replay(session, after_seq)
-    complete = len(updates) < live.REPLAY_LIMIT
+    missed = broadcast.replay(session, after_seq)
+    complete = len(missed) < broadcast.REPLAY_LIMIT
     if not complete:
-        through = min(through, updates[-1]["seq"])
-    return updates, live.current_state(session), through, complete
+        through = min(through, missed[-1]["seq"])
+    return missed, broadcast.current_state(session), through, complete
 
 
 class LiveSessionConsumer(AsyncWebsocketConsumer):
     """One browser watching one session. Entry point only: authorize, join, forward."""
 
-    viewer: Viewer | None = None
+    viewer: access.Viewer | None = None
+    joined: tuple[str, ...] = ()
     replayed_through = 0
     watchdog: asyncio.Task | None = None
 
     async def connect(self) -> None:
         self.session_id = int(self.scope["url_route"]["kwargs"]["pk"])
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        token = query.get("share", [""])[0]
-        result = await database_sync_to_async(authorize)(
-            self.scope.get("user"), self.session_id, token
-        )
-        if isinstance(result, CloseCode):
-            await self.close(code=result)
+        self.token = query.get("share", [""])[0]
+        user = self.scope.get("user")
+        self.joined = (broadcast.group_name(self.session_id),)
+        if getattr(user, "is_authenticated", False):
+            self.joined += (broadcast.user_group_name(user.pk),)
+        # Join before anything is read: a message published from now on reaches us, and a
+        # revocation sent while we check is handled (checked again) once we are connected.
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        result = await database_sync_to_async(access.live_viewer)(user, self.session_id, self.token)
+        if isinstance(result, access.Refusal):
+            await self.leave()
+            await self.close(code=REFUSED_WITH[result])
             return
         self.viewer = result
-        self.group = live.group_name(self.session_id)
-        # Join before anything is read: a message published from now on reaches us.
-        await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.idle_seconds = float(settings.LIVE_SOCKET_IDLE_SECONDS)
         self.last_heard = time.monotonic()
@@ -136,20 +130,35 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.watchdog is not None:
             self.watchdog.cancel()
-        if self.viewer is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.leave()
+
+    async def leave(self) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = ()
+
+    async def still_allowed(self) -> bool:
+        """Ask access again (a link this socket watches through was revoked or expired);
+        another valid link may still let a signed-in user watch."""
+        result = await database_sync_to_async(access.live_viewer)(
+            self.scope.get("user"), self.session_id, self.token
+        )
+        if isinstance(result, access.Refusal):
+            return False
+        self.viewer = result
+        return True
 
     async def watch(self) -> None:
-        """Close a socket whose browser went quiet (a dead peer never sends a close), and a
-        share link's socket when the link expires."""
+        """Close a socket whose browser went quiet (a dead peer never sends a close), and one
+        watching through share links when they expire."""
         step = min(5.0, self.idle_seconds / 4)
         while True:
             await asyncio.sleep(step)
             if time.monotonic() - self.last_heard > self.idle_seconds:
                 await self.close(code=CloseCode.IDLE)
                 return
-            expires = self.viewer.link_expires_at if self.viewer else None
-            if expires is not None and expires <= timezone.now():
+            expires = self.viewer.expires_at if self.viewer else None
+            if expires is not None and expires <= timezone.now() and not await self.still_allowed():
                 await self.close(code=CloseCode.FORBIDDEN)
                 return
 
@@ -169,7 +178,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             message = None
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":
-            await self.send(text_data=live.render_heartbeat(int(time.time() * 1000)))
+            await self.send(text_data=broadcast.render_heartbeat(int(time.time() * 1000)))
         elif kind == "resume" and is_seq(message.get("last_seq")):
             await self.resume(message["last_seq"])
         else:
@@ -184,20 +193,29 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         for fragment in state:
             await self.send(text_data=fragment)
         self.replayed_through = max(self.replayed_through, through)
-        await self.send(text_data=live.render_synced(through, complete=complete))
+        await self.send(text_data=broadcast.render_synced(through, complete=complete))
 
     # --- from the channel layer ---------------------------------------------------------
 
     async def live_update(self, event: LiveUpdate) -> None:
+        if self.viewer is None:
+            return  # refused: queued while it was being checked
         seq = event["seq"]
-        if seq != live.UNSEQUENCED and seq <= self.replayed_through:
+        if seq != broadcast.UNSEQUENCED and seq <= self.replayed_through:
             return  # the replay sent this change, or a newer one of the same item
         await self.send(text_data=event["html"])
 
     async def live_close(self, event: SessionClosed) -> None:
+        """Close for a revoked link this socket watches through (unless access still allows
+        it), or for every socket of the group (the user signed out)."""
+        if self.viewer is None:
+            return
         link_id = event.get("share_link_id")
-        if link_id is None or (self.viewer and link_id == self.viewer.share_link_id):
-            await self.close(code=event.get("code", CloseCode.FORBIDDEN))
+        if link_id is not None and (
+            link_id not in self.viewer.link_ids or await self.still_allowed()
+        ):
+            return
+        await self.close(code=event.get("code", CloseCode.FORBIDDEN))
 
 
 def is_seq(value: object) -> bool:

@@ -9,20 +9,24 @@ emulator and the real service are one setting apart (``VIDEODB_API_KEY``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 import videodb
 from django.conf import settings
+from videodb.collection import Collection
 from videodb.exceptions import (
     AuthenticationError,
     InvalidRequestError,
     RequestTimeoutError,
     VideodbError,
 )
+from videodb.rtstream import RTStream, RTStreamSceneIndex
 
 logger = logging.getLogger(__name__)
 
@@ -240,22 +244,21 @@ def export_capture_session(session_id: str) -> ExportResult:
 # --- AI operations on RTStreams -------------------------------------------------------------
 
 
-def _rtstream(rtstream_id: str) -> Any:
-    # Built locally from the id (the SDK object is a thin wrapper around it), which saves a
-    # GET per operation on the hot path of starting a session's AI.
-    from videodb.rtstream import RTStream
+# SDK objects are built locally from their ids (each is a thin wrapper around them), which
+# saves a GET per operation on the hot path of starting a session's AI.
 
+
+def _rtstream(rtstream_id: str) -> RTStream:
     return RTStream(_connect(), id=rtstream_id, collection_id=COLLECTION)
+
+
+def _scene_index(rtstream_id: str, index_id: str) -> RTStreamSceneIndex:
+    return RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
 
 
 def start_transcript(rtstream_id: str, *, ws_connection_id: str | None) -> None:
     with _Call("start the transcript"):
         _rtstream(rtstream_id).start_transcript(ws_connection_id=ws_connection_id or None)
-
-
-def stop_transcript(rtstream_id: str) -> None:
-    with _Call("stop the transcript"):
-        _rtstream(rtstream_id).stop_transcript()
 
 
 def _index_id(index: Any) -> str:
@@ -265,26 +268,31 @@ def _index_id(index: Any) -> str:
     return str(index_id)
 
 
-def index_audio(rtstream_id: str, *, prompt: str, ws_connection_id: str | None) -> str:
-    with _Call("start the audio index"):
-        index = _rtstream(rtstream_id).index_audio(
+# The audio and the visual index are one SDK call: another method, batch and name.
+_INDEXES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "audio": ("index_audio", AUDIO_BATCH, AUDIO_INDEX_NAME),
+    "visual": ("index_visuals", VISUAL_BATCH, VISUAL_INDEX_NAME),
+}
+
+
+def _start_index(kind: str, rtstream_id: str, prompt: str, ws_connection_id: str | None) -> str:
+    method, batch, name = _INDEXES[kind]
+    with _Call(f"start the {kind} index"):
+        index = getattr(_rtstream(rtstream_id), method)(
             prompt=prompt,
-            batch_config=AUDIO_BATCH,
-            name=AUDIO_INDEX_NAME,
+            batch_config=batch,
+            name=name,
             ws_connection_id=ws_connection_id or None,
         )
     return _index_id(index)
+
+
+def index_audio(rtstream_id: str, *, prompt: str, ws_connection_id: str | None) -> str:
+    return _start_index("audio", rtstream_id, prompt, ws_connection_id)
 
 
 def index_visuals(rtstream_id: str, *, prompt: str, ws_connection_id: str | None) -> str:
-    with _Call("start the visual index"):
-        index = _rtstream(rtstream_id).index_visuals(
-            prompt=prompt,
-            batch_config=VISUAL_BATCH,
-            name=VISUAL_INDEX_NAME,
-            ws_connection_id=ws_connection_id or None,
-        )
-    return _index_id(index)
+    return _start_index("visual", rtstream_id, prompt, ws_connection_id)
 
 
 def create_event(*, prompt: str, label: str) -> str:
@@ -303,11 +311,8 @@ def create_alert(
     callback_url: str,
     ws_connection_id: str | None,
 ) -> str:
-    from videodb.rtstream import RTStreamSceneIndex
-
-    index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
     with _Call("create the alert"):
-        alert_id = index.create_alert(
+        alert_id = _scene_index(rtstream_id, index_id).create_alert(
             event_id, callback_url=callback_url, ws_connection_id=ws_connection_id or None
         )
     if not alert_id:
@@ -340,11 +345,8 @@ def find_scene_index(rtstream_id: str, name: str) -> str | None:
 
 def find_alert(rtstream_id: str, index_id: str, *, event_id: str) -> str | None:
     """The id of the alert for ``event_id`` on that index, if VideoDB has one."""
-    from videodb.rtstream import RTStreamSceneIndex
-
-    index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
     with _Call("list the index's alerts"):
-        alerts = index.list_alerts() or []
+        alerts = _scene_index(rtstream_id, index_id).list_alerts() or []
     for alert in alerts:
         if isinstance(alert, dict) and alert.get("event_id") == event_id:
             return str(alert.get("alert_id") or alert.get("id") or "") or None
@@ -376,8 +378,6 @@ class EventSocket:
 async def open_event_socket() -> EventSocket:
     """Open a new socket: ask VideoDB for its URL (a blocking HTTP call, run in a thread),
     then connect; the first message names the connection id operations must be given."""
-    import asyncio
-
     with _Call("open the event socket"):
         connection = await asyncio.to_thread(
             lambda: _connect().connect_websocket(collection_id=COLLECTION)
@@ -402,7 +402,7 @@ def route_index(rtstream_id: str, index_id: str, *, ws_connection_id: str) -> No
         )
 
 
-def _every_page(action: str, fetch: Any, items_key: str) -> list[dict[str, Any]]:
+def _every_page(action: str, fetch: Callable[[int], Any], items_key: str) -> list[dict[str, Any]]:
     """Collect ``items_key`` from ``fetch(page)`` while VideoDB says there is a next page
     (at most 200 pages: a gap longer than that is not filled in one go)."""
     items: list[dict[str, Any]] = []
@@ -428,9 +428,7 @@ def transcript_since(rtstream_id: str, since_ms: int | None) -> list[dict[str, A
 
 def index_records(rtstream_id: str, index_id: str) -> list[dict[str, Any]]:
     """Every record of a scene index (the SDK filters by time only with both bounds)."""
-    from videodb.rtstream import RTStreamSceneIndex
-
-    index = RTStreamSceneIndex(_connect(), rtstream_index_id=index_id, rtstream_id=rtstream_id)
+    index = _scene_index(rtstream_id, index_id)
     return _every_page(
         "read the index records",
         lambda page: index.get_scenes(page=page, page_size=500),
@@ -487,20 +485,24 @@ def _hit_source(metadata: Any, index_name: Any) -> str:
     return "visual" if "visual" in str(index_name).lower() else "audio"
 
 
-def _says_no_results(exc: InvalidRequestError) -> bool:
-    return _NO_RESULTS in str(exc).lower()
+def _shots(action: str, search: Callable[[], Any]) -> list[Any]:
+    """The shots of ``search()``'s result, none when VideoDB says it found nothing."""
+    with _Call(action):
+        try:
+            return search().get_shots() or []
+        except InvalidRequestError as exc:
+            if _NO_RESULTS in str(exc).lower():
+                return []
+            raise
 
 
 def search_stream(rtstream_id: str, query: str, *, limit: int = 10) -> list[RemoteHit]:
     """The stream's best matches for ``query`` (transcript and index records), best first,
     with wall-clock times in epoch milliseconds."""
-    with _Call("search the stream"):
-        try:
-            shots = _rtstream(rtstream_id).search(query, result_threshold=limit).get_shots()
-        except InvalidRequestError as exc:
-            if _says_no_results(exc):
-                return []
-            raise
+    shots = _shots(
+        "search the stream",
+        lambda: _rtstream(rtstream_id).search(query, result_threshold=limit),
+    )
     return [
         RemoteHit(
             rtstream_id=str(shot.rtstream_id or rtstream_id),
@@ -511,7 +513,7 @@ def search_stream(rtstream_id: str, query: str, *, limit: int = 10) -> list[Remo
             score=float(shot.search_score or 0.0),
             source=_hit_source(shot.metadata, shot.scene_index_name),
         )
-        for shot in shots or []
+        for shot in shots
     ]
 
 
@@ -519,19 +521,12 @@ def search_videos(query: str, *, limit: int = 20) -> list[RemoteHit]:
     """Matches for ``query`` in what was said in the collection's exported videos (legacy
     semantic search over their spoken-word index), best first; times are offsets from each
     video's start in milliseconds."""
-    from videodb.collection import Collection
-
-    with _Call("search the exported videos"):
-        collection = Collection(_connect(), id=COLLECTION)
-        try:
-            result = collection.legacy_search(
-                query, search_type="semantic", index_type="spoken_word", result_threshold=limit
-            )
-            shots = result.get_shots()
-        except InvalidRequestError as exc:
-            if _says_no_results(exc):
-                return []
-            raise
+    shots = _shots(
+        "search the exported videos",
+        lambda: Collection(_connect(), id=COLLECTION).legacy_search(
+            query, search_type="semantic", index_type="spoken_word", result_threshold=limit
+        ),
+    )
     return [
         RemoteHit(
             rtstream_id="",
@@ -542,7 +537,7 @@ def search_videos(query: str, *, limit: int = 20) -> list[RemoteHit]:
             score=float(shot.search_score or 0.0),
             source=_hit_source(shot.metadata, shot.scene_index_name),
         )
-        for shot in shots or []
+        for shot in shots
         if shot.video_id
     ]
 

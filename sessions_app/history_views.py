@@ -1,6 +1,6 @@
 """Pages for past sessions: the list, one session's history, search, and exports.
 
-Everything here is for whoever may view the session (sessions_app/access.py): its owner, a
+Everything here is for whoever may view the session (sessions_app/viewers/access.py): its owner, a
 signed-in user it was shared with, or a browser that opened a share link. Views parse,
 authorize and render; searching, timelines and file formats live in their own modules.
 """
@@ -8,6 +8,7 @@ authorize and render; searching, timelines and file formats live in their own mo
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,16 +19,21 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from sessions_app import access, exports, gateway, history, meaning, record, search, search_text
+from sessions_app import gateway
 from sessions_app.forms import HistoryFilterForm, SearchForm
+from sessions_app.history import deadline, exports, meaning, record, search, search_text, timeline
+from sessions_app.history.queries import with_counts
 from sessions_app.models import CaptureSession, RTStream
-from sessions_app.queries import with_counts
+from sessions_app.viewers import access
 
 logger = logging.getLogger(__name__)
 
 LIST_PAGE_SIZE = 25
 # How long a clip "play from here" opens, from the moment jumped to.
 CLIP_MS = 120_000
+# How long the history page waits for VideoDB to make that clip before it links the whole
+# recording instead.
+CLIP_DEADLINE_SECONDS = 3.0
 
 
 def _page_number(request: HttpRequest) -> int:
@@ -100,22 +106,32 @@ def _jump(request: HttpRequest, rec: record.SessionRecord) -> int | None:
 
 def _player(session: CaptureSession, rec: record.SessionRecord, offset_ms: int) -> dict:
     """Where to watch the recording from ``offset_ms``: a clip VideoDB generates for that
-    range (exported sessions), or nothing. A failure is shown, never raised."""
+    range (exported sessions), or nothing. A failure, or no answer within
+    CLIP_DEADLINE_SECONDS, is shown (with the whole recording instead), never raised."""
     if session.status != CaptureSession.Status.EXPORTED:
         return {}
-    streams = sorted(rec.streams, key=lambda s: (s.kind != RTStream.Kind.SCREEN, s.pk))
+    streams = sorted(rec.streams, key=lambda s: (s.kind != RTStream.Kind.SCREEN, s.id))
     if not streams:
         return {"url": session.player_url} if session.player_url else {}
     start = rec.origin_ms + offset_ms
     end = min(start + CLIP_MS, rec.origin_ms + max(rec.duration_ms, offset_ms + 1000))
-    try:
-        clip = gateway.stream_clip(
-            streams[0].videodb_id, start, max(end, start + 1000), title=session.title
-        )
-    except gateway.GatewayError as exc:
-        logger.warning("no clip for session %s at %s: %s", session.pk, start, exc.message)
-        return {"url": session.player_url, "error": exc.message}
-    return {"url": clip.player_url, "clip": True}
+    make_clip = partial(
+        gateway.stream_clip,
+        streams[0].videodb_id,
+        start,
+        max(end, start + 1000),
+        title=session.title,
+    )
+    (answer,) = deadline.call_all([make_clip], CLIP_DEADLINE_SECONDS)
+    if answer is None:
+        problem = f"it did not answer within {CLIP_DEADLINE_SECONDS:g} s"
+    else:
+        try:
+            return {"url": answer.result().player_url, "clip": True}
+        except gateway.GatewayError as exc:
+            problem = exc.message
+    logger.warning("no clip for session %s at %s: %s", session.pk, start, problem)
+    return {"url": session.player_url, "error": problem}
 
 
 @require_GET
@@ -129,12 +145,12 @@ def session_history(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "session": session,
         "record": rec,
-        "timeline": history.timeline(rec),
-        "channels": history.channel_stats(rec),
+        "timeline": timeline.timeline(rec),
+        "channels": timeline.channel_stats(rec),
         "formats": exports.FORMATS,
         "is_owner": request.user.is_authenticated and session.owner_id == request.user.pk,
         "jump_offset": offset,
-        "jump_line": history.moment_at(rec, offset) if offset is not None else None,
+        "jump_line": timeline.moment_at(rec, offset) if offset is not None else None,
         "player": _player(session, rec, offset) if offset is not None else {},
     }
     return render(request, "sessions_app/history.html", context)

@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-
-
-def ms_to_datetime(ms: int | None) -> datetime | None:
-    """Epoch milliseconds (VideoDB's clock) → aware UTC datetime."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def new_webhook_secret() -> str:
@@ -44,15 +37,6 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.get_full_name() or self.username
-
-
-class InvalidTransition(Exception):
-    """A status change that the session lifecycle does not allow."""
-
-    def __init__(self, current: str, new: str) -> None:
-        super().__init__(f"a capture session cannot go from {current!r} to {new!r}")
-        self.current = current
-        self.new = new
 
 
 class CaptureSession(models.Model):
@@ -169,12 +153,6 @@ class CaptureSession(models.Model):
     def predecessors(cls, new: str) -> list[str]:
         """The statuses from which ``new`` may be entered."""
         return [old for old, nexts in cls.TRANSITIONS.items() if new in nexts]
-
-    def transition_to(self, new: str) -> None:
-        """Change the status in memory, refusing what the lifecycle does not allow."""
-        if not self.can_transition(self.status, new):
-            raise InvalidTransition(self.status, new)
-        self.status = new
 
     def advance(self, new: str, **fields: object) -> bool:
         """Move to ``new`` in the database if, and only if, the stored status allows it.
@@ -306,7 +284,6 @@ class StreamOperation(models.Model):
     ws_connection_id = models.CharField(max_length=128, blank=True)
     claimed_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
-    stopped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["stream", "key"]
@@ -322,25 +299,37 @@ class StreamOperation(models.Model):
         return f"{self.key} on {self.stream.name} ({self.state})"
 
 
-class TranscriptSegment(models.Model):
-    """Speech on one stream. VideoDB sends interim text that grows and then one final text,
-    all with the same start time: (stream, start_ms) is the segment's identity, so interims
-    update one row in place, the final replaces them, and a repeat stores nothing new."""
+class SessionEvent(models.Model):
+    """What the event tables (transcript segments, insights, alerts) share: the session and
+    stream an event was reported on, its span in VideoDB time, and the session sequence
+    number a reconnecting browser replays by. Each table names its reverse accessors
+    (``session.segments``, ``stream.alerts``, …) with ``Meta.default_related_name``."""
 
-    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="segments")
-    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="segments")
-    text = models.TextField()
-    is_final = models.BooleanField(default=False)
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE)
+    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE)
     start_ms = models.BigIntegerField()
     end_ms = models.BigIntegerField()
     seq = models.PositiveBigIntegerField(
         default=0, help_text="Session sequence of the last change."
     )
     created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        abstract = True
         ordering = ["start_ms", "id"]
+
+
+class TranscriptSegment(SessionEvent):
+    """Speech on one stream. VideoDB sends interim text that grows and then one final text,
+    all with the same start time: (stream, start_ms) is the segment's identity, so interims
+    update one row in place, the final replaces them, and a repeat stores nothing new."""
+
+    text = models.TextField()
+    is_final = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta(SessionEvent.Meta):
+        default_related_name = "segments"
         constraints = [
             models.UniqueConstraint(fields=["stream", "start_ms"], name="segment_once_per_start"),
             models.CheckConstraint(
@@ -357,30 +346,20 @@ class TranscriptSegment(models.Model):
     def __str__(self) -> str:
         return f"{'final' if self.is_final else 'interim'} @{self.start_ms}: {self.text[:60]}"
 
-    @property
-    def start_at(self) -> datetime | None:
-        return ms_to_datetime(self.start_ms)
 
-
-class Insight(models.Model):
+class Insight(SessionEvent):
     """A scene (visual) or audio index result: what was on screen, what was decided."""
 
     class Kind(models.TextChoices):
         VISUAL = "visual", "On screen"
         AUDIO = "audio", "Audio insight"
 
-    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="insights")
-    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="insights")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     index_id = models.CharField(max_length=64, blank=True)
     text = models.TextField()
-    start_ms = models.BigIntegerField()
-    end_ms = models.BigIntegerField()
-    seq = models.PositiveBigIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["start_ms", "id"]
+    class Meta(SessionEvent.Meta):
+        default_related_name = "insights"
         constraints = [
             # One index of each kind runs per stream (see StreamOperation), so its window
             # start identifies a result whether it came over the socket or from a backfill.
@@ -440,12 +419,10 @@ class AlertRule(models.Model):
         return self.target in {self.Target.VISUAL, self.Target.BOTH}
 
 
-class Alert(models.Model):
+class Alert(SessionEvent):
     """An alert that fired. It may arrive twice (callback and WebSocket): (stream, label,
     start_ms) is its identity, so the second arrival stores nothing."""
 
-    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="alerts")
-    stream = models.ForeignKey(RTStream, on_delete=models.CASCADE, related_name="alerts")
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
     )
@@ -453,13 +430,9 @@ class Alert(models.Model):
     triggered = models.BooleanField(default=True)
     confidence = models.FloatField(null=True, blank=True)
     text = models.TextField(blank=True, help_text="VideoDB's explanation, when it sends one.")
-    start_ms = models.BigIntegerField()
-    end_ms = models.BigIntegerField()
-    seq = models.PositiveBigIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["start_ms", "id"]
+    class Meta(SessionEvent.Meta):
+        default_related_name = "alerts"
         constraints = [
             models.UniqueConstraint(
                 fields=["stream", "label", "start_ms"], name="alert_once_per_moment"
@@ -622,7 +595,7 @@ class SessionViewer(models.Model):
 class SearchEntry(models.Model):
     """One searchable thing: a final transcript line, an insight or an alert.
 
-    ``terms`` is the text folded, split and stemmed by sessions_app/search_text.py, so both
+    ``terms`` is the text folded, split and stemmed by sessions_app/history/search_text.py, so both
     databases index the very same words: PostgreSQL keeps a generated ``tsv`` column over it
     with a GIN index, SQLite an FTS5 table kept in step by triggers (migration 0002). Neither
     structure is a Django field: they follow this row whatever writes it.

@@ -1,8 +1,9 @@
 """Celery tasks: small, idempotent, ids in, retried with backoff on what may pass.
 
-Each task wraps one lifecycle service call. Only ``RetryableGatewayError`` (VideoDB
-unreachable, timing out or answering 5xx) is retried; a permanent refusal is recorded at
-once where the user sees it. Policy and backoff: see copilot/celery.py.
+Each task wraps one lifecycle service call and says what it does when VideoDB fails for
+good; the retry itself is the policy every task inherits (copilot/celery.py). Only
+``RetryableGatewayError`` (VideoDB unreachable, timing out or answering 5xx) is retried; a
+permanent refusal is recorded at once where the user sees it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from sessions_app import lifecycle
-from sessions_app.gateway import PermanentGatewayError, RetryableGatewayError
+from sessions_app.capture import lifecycle
+from sessions_app.gateway import GatewayError, PermanentGatewayError, RetryableGatewayError
 from sessions_app.models import CaptureSession, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,12 @@ logger = logging.getLogger(__name__)
 # Sessions are only watched for this long after creation.
 WATCH_WINDOW = timedelta(days=1)
 EXPORT_RETRY_AFTER = timedelta(minutes=10)
+
+# Every task below calls VideoDB: its outages may pass, its refusals will not.
+VIDEODB_POLICY = {
+    "retry_for": (RetryableGatewayError,),
+    "give_up_for": (PermanentGatewayError,),
+}
 
 
 def _follow_up(result: lifecycle.SyncResult | None) -> None:
@@ -34,68 +41,69 @@ def _follow_up(result: lifecycle.SyncResult | None) -> None:
         request_export.delay(result.session_id)
 
 
-@shared_task(bind=True, name="sessions.process_delivery")
-def process_delivery(self, delivery_id: int) -> str:
-    try:
-        result = lifecycle.process_delivery(delivery_id)
-    except RetryableGatewayError as exc:
-        if self.request.retries >= self.max_retries:
-            lifecycle.record_delivery_failure(delivery_id, exc.message)
-            return "failed"
-        raise self.retry(exc=exc, countdown=self.backoff()) from exc
-    except PermanentGatewayError as exc:
-        lifecycle.record_delivery_failure(delivery_id, exc.message)
-        return "failed"
+def _delivery_failed(task: Task, exc: GatewayError, delivery_id: int) -> str:
+    lifecycle.record_delivery_failure(delivery_id, exc.message)
+    return "failed"
+
+
+@shared_task(name="sessions.process_delivery", on_give_up=_delivery_failed, **VIDEODB_POLICY)
+def process_delivery(delivery_id: int) -> str:
+    result = lifecycle.process_delivery(delivery_id)
     if result is None:
         return "skipped"
     _follow_up(result)
     return result.status
 
 
-@shared_task(bind=True, name="sessions.start_session_ai")
-def start_session_ai(self, session_id: int) -> list[str]:
-    try:
-        return lifecycle.start_ai(session_id)
-    except RetryableGatewayError as exc:
-        if self.request.retries >= self.max_retries:
-            lifecycle.record_ai_failure(session_id, f"gave up after retries: {exc.message}")
-            raise
-        lifecycle.record_ai_failure(session_id, f"retrying: {exc.message}")
-        raise self.retry(exc=exc, countdown=self.backoff()) from exc
-    except PermanentGatewayError as exc:
-        lifecycle.record_ai_failure(session_id, exc.message)
-        return []
+def _ai_retrying(task: Task, exc: GatewayError, session_id: int) -> None:
+    lifecycle.record_ai_failure(session_id, f"retrying: {exc.message}")
 
 
-@shared_task(bind=True, name="sessions.request_export")
-def request_export(self, session_id: int) -> str:
-    try:
-        return lifecycle.request_export(session_id)
-    except RetryableGatewayError as exc:
-        if self.request.retries >= self.max_retries:
-            return "failed"
-        raise self.retry(exc=exc, countdown=self.backoff()) from exc
-    except PermanentGatewayError as exc:
-        logger.warning("export of session %s refused: %s", session_id, exc.message)
-        return "refused"
+def _ai_failed(task: Task, exc: GatewayError, session_id: int) -> list[str]:
+    if exc.retryable:
+        lifecycle.record_ai_failure(session_id, f"gave up after retries: {exc.message}")
+        raise exc
+    lifecycle.record_ai_failure(session_id, exc.message)
+    return []
 
 
-@shared_task(bind=True, name="sessions.sync_session")
-def sync_session(self, session_id: int) -> str:
-    try:
-        result = lifecycle.sync_session(session_id)
-    except RetryableGatewayError as exc:
-        if self.request.retries >= self.max_retries:
-            return "failed"
-        raise self.retry(exc=exc, countdown=self.backoff()) from exc
-    except PermanentGatewayError as exc:
-        if exc.status == 404:
-            # VideoDB no longer has the session (the local emulator forgets everything on
-            # restart): it will never move again, so stop watching it and say why.
-            lifecycle.record_lost(session_id, exc.message)
-            return "lost"
-        logger.warning("re-reading session %s refused: %s", session_id, exc.message)
-        return "refused"
+@shared_task(
+    name="sessions.start_session_ai",
+    on_retrying=_ai_retrying,
+    on_give_up=_ai_failed,
+    **VIDEODB_POLICY,
+)
+def start_session_ai(session_id: int) -> list[str]:
+    return lifecycle.start_ai(session_id)
+
+
+def _export_failed(task: Task, exc: GatewayError, session_id: int) -> str:
+    if exc.retryable:
+        return "failed"  # the reconciler asks again after EXPORT_RETRY_AFTER
+    logger.warning("export of session %s refused: %s", session_id, exc.message)
+    return "refused"
+
+
+@shared_task(name="sessions.request_export", on_give_up=_export_failed, **VIDEODB_POLICY)
+def request_export(session_id: int) -> str:
+    return lifecycle.request_export(session_id)
+
+
+def _sync_failed(task: Task, exc: GatewayError, session_id: int) -> str:
+    if exc.retryable:
+        return "failed"  # the reconciler tries again while the session is watched
+    if exc.status == 404:
+        # VideoDB no longer has the session (the local emulator forgets everything on
+        # restart): it will never move again, so stop watching it and say why.
+        lifecycle.record_lost(session_id, exc.message)
+        return "lost"
+    logger.warning("re-reading session %s refused: %s", session_id, exc.message)
+    return "refused"
+
+
+@shared_task(name="sessions.sync_session", on_give_up=_sync_failed, **VIDEODB_POLICY)
+def sync_session(session_id: int) -> str:
+    result = lifecycle.sync_session(session_id)
     _follow_up(result)
     return result.status if result else "skipped"
 

@@ -8,24 +8,19 @@ from urllib.parse import quote
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sessions_app import access, alert_rules, capture, gateway, live, sharing, simulator, speakers
+from sessions_app import gateway
+from sessions_app.capture import alert_rules, handoff, simulator
 from sessions_app.forms import AlertRuleForm, NewSessionForm, ShareLinkForm, SpeakerForm
+from sessions_app.history import queries
+from sessions_app.live import broadcast, speakers
 from sessions_app.models import AlertRule, CaptureSession, RTStream, ShareLink
-
-# htmx stops polling when an answer has this status (htmx docs, "hx-trigger" polling).
-HTMX_STOP_POLLING = 286
-
-
-def _owned_session(request: HttpRequest, pk: int) -> CaptureSession:
-    """The session if the user owns it; a 404 otherwise, so existence never leaks."""
-    return get_object_or_404(CaptureSession, pk=pk, owner=request.user)
+from sessions_app.viewers import access, sharing
 
 
 @require_http_methods(["GET", "POST"])
@@ -35,7 +30,7 @@ def new_session(request: HttpRequest) -> HttpResponse:
     form = NewSessionForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
         try:
-            session = capture.create_session(request.user, **form.cleaned_data)
+            session = handoff.create_session(request.user, **form.cleaned_data)
         except gateway.GatewayError as exc:
             form.add_error(None, f"{exc.message} Nothing was created; try again.")
         else:
@@ -48,7 +43,7 @@ def _handoff_context(request: HttpRequest, session: CaptureSession) -> dict:
     context: dict = {"session": session, "token": None, "token_error": ""}
     if session.videodb_id and not session.has_ended:
         try:
-            context["token"] = capture.mint_client_token(session)
+            context["token"] = handoff.mint_client_token(session)
         except gateway.GatewayError as exc:
             context["token_error"] = exc.message
     return context
@@ -69,7 +64,7 @@ def _live_context(session: CaptureSession, *, share_token: str = "") -> dict:
     else:
         probe_url = reverse("session-status", args=[session.pk])
     return {
-        **live.snapshot(session),
+        **broadcast.snapshot(session),
         "live_url": live_url,
         "probe_url": probe_url,
         "server_ms": int(time.time() * 1000),
@@ -93,7 +88,7 @@ def _sharing_context(request: HttpRequest, session: CaptureSession) -> dict:
 @login_required
 @never_cache
 def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     context = _handoff_context(request, session)
     context.update(_live_context(session))
     context.update(_sharing_context(request, session))
@@ -124,7 +119,7 @@ def share_page(request: HttpRequest, token: str) -> HttpResponse:
 @login_required
 @never_cache
 def rename_speaker(request: HttpRequest, pk: int, stream_pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     stream = get_object_or_404(RTStream, pk=stream_pk, session=session)
     form = SpeakerForm(request.POST)
     saved = form.is_valid()
@@ -142,7 +137,7 @@ def rename_speaker(request: HttpRequest, pk: int, stream_pk: int) -> HttpRespons
 @login_required
 @never_cache
 def share_link_create(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     form = ShareLinkForm(request.POST)
     if form.is_valid():
         sharing.create_link(session, request.user, expires_at=form.expires_at())
@@ -164,12 +159,9 @@ def _sharing_response(request: HttpRequest, session: CaptureSession) -> HttpResp
 @login_required
 @never_cache
 def share_link_revoke(request: HttpRequest, pk: int, link_pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     link = get_object_or_404(ShareLink, pk=link_pk, session=session)
     sharing.revoke(link)
-    # Sockets opened through the link close now, not when they next reconnect. Sent even
-    # when the link was already revoked: a repeat closes nothing that is still allowed.
-    live.close_sockets(session.pk, share_link_id=link.pk)
     return _sharing_response(request, session)
 
 
@@ -177,26 +169,21 @@ def share_link_revoke(request: HttpRequest, pk: int, link_pk: int) -> HttpRespon
 @login_required
 @never_cache
 def session_status(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
-    response = render(
+    """The owner's status card, fetched when the live banner announces a change (and, from
+    live.js, as a cheap "may I still watch?" probe)."""
+    session = access.owned_session(request, pk)
+    return render(
         request,
         "sessions_app/session_detail.html#status",
-        {
-            "session": session,
-            "streams": session.streams.prefetch_related("operations"),
-            "polled": True,
-        },
+        {"session": session, "streams": session.streams.prefetch_related("operations")},
     )
-    if session.has_ended:
-        response.status_code = HTMX_STOP_POLLING
-    return response
 
 
 @require_POST
 @login_required
 @never_cache
 def regenerate_token(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     return render(
         request, "sessions_app/session_detail.html#handoff", _handoff_context(request, session)
     )
@@ -208,13 +195,13 @@ def regenerate_token(request: HttpRequest, pk: int) -> HttpResponse:
 def client_token_json(request: HttpRequest, pk: int) -> JsonResponse:
     """For a desktop app signed in as the user: the session id and a fresh client token.
     The API key never appears here; the token can only stream this user's capture."""
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     if not session.videodb_id or session.has_ended:
         return JsonResponse(
             {"error": f"the session is {session.status}; it takes no more capture"}, status=409
         )
     try:
-        token = capture.mint_client_token(session)
+        token = handoff.mint_client_token(session)
     except gateway.GatewayError as exc:
         return JsonResponse({"error": exc.message}, status=503 if exc.retryable else 502)
     return JsonResponse(
@@ -231,7 +218,7 @@ def client_token_json(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 @never_cache
 def simulate(request: HttpRequest, pk: int) -> HttpResponse:
-    session = _owned_session(request, pk)
+    session = access.owned_session(request, pk)
     if not settings.VIDEODB_USES_EMULATOR:
         messages.error(request, "Simulated meetings only exist on the local emulator.")
     elif session.status != "created":
@@ -253,9 +240,7 @@ def simulate(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @never_cache
 def rule_list(request: HttpRequest) -> HttpResponse:
-    rules = AlertRule.objects.filter(owner=request.user).annotate(
-        fired=Count("alerts", filter=Q(alerts__triggered=True))
-    )
+    rules = AlertRule.objects.filter(owner=request.user).annotate(fired=queries.triggered_alerts())
     return render(request, "sessions_app/rules.html", {"rules": rules})
 
 
@@ -266,7 +251,15 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     rule = get_object_or_404(AlertRule, pk=pk, owner=request.user) if pk else None
     form = AlertRuleForm(request.POST or None, instance=rule, owner=request.user)
     if request.method == "POST" and form.is_valid():
-        saved = alert_rules.save(form, owner=request.user)
+        data = form.cleaned_data
+        saved = alert_rules.save(
+            request.user,
+            rule=rule,
+            label=data["label"],
+            prompt=data["prompt"],
+            target=data["target"],
+            is_enabled=data["is_enabled"],
+        )
         messages.success(request, f"Saved the rule “{saved.label}”.")
         return redirect("rule-list")
     return render(request, "sessions_app/rule_form.html", {"form": form, "rule": rule})
@@ -289,7 +282,7 @@ def rule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(AlertRule, pk=pk, owner=request.user)
     label = rule.label
-    rule.delete()
+    alert_rules.delete(rule)
     if request.htmx:
         return HttpResponse("")
     messages.success(request, f"Deleted the rule “{label}”.")

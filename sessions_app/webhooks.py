@@ -9,37 +9,21 @@ behind but a counter.
 from __future__ import annotations
 
 import hmac
-import json
-import logging
-import math
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from sessions_app import deliveries, ingest, live, tasks
-from sessions_app.deliveries import EnvelopeError
-from sessions_app.models import RTStream
-
-logger = logging.getLogger(__name__)
+from sessions_app import tasks
+from sessions_app.capture import deliveries
+from sessions_app.live import broadcast, events, ingest
 
 MAX_BODY_BYTES = 64 * 1024
 
-# Under ASGI, Django runs each request's sync code on a thread of its own (asgiref makes one
-# per request), and Celery keeps its result backend per thread: every ``delay()`` from a
-# fresh thread builds a new Redis result backend just to return an AsyncResult we never
-# read. That cost 1.2 ms of the 2 ms a publish took; from a long-lived thread a publish
-# costs 0.6 ms. The caller still waits for the publish, so "enqueued on commit" holds.
-# Threads are only started when all are busy, so normally one or two exist; the cap is
-# for a broker outage, when each publish spends 0.1-0.3 s retrying before it gives up:
-# 32 of them get through 100-300 deliveries/s, about what one Daphne process accepts.
-_publisher = ThreadPoolExecutor(max_workers=32, thread_name_prefix="webhook-publish")
-
 
 def _enqueue(delivery_id: int) -> None:
-    _publisher.submit(tasks.process_delivery.delay, delivery_id).result()
+    tasks.process_delivery.delay(delivery_id)
 
 
 def _error(status: int, message: str, **headers: str) -> JsonResponse:
@@ -79,7 +63,7 @@ def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
         return refusal
     try:
         envelope = deliveries.parse_envelope(body)
-    except EnvelopeError as exc:
+    except events.EventError as exc:
         deliveries.count_rejection("malformed")
         return _error(400, f"not a VideoDB webhook envelope: {exc}")
 
@@ -110,71 +94,24 @@ def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
     return JsonResponse({"status": outcome})
 
 
-def _number(payload: dict, name: str, *, required: bool) -> float | None:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            raise EnvelopeError(f"'{name}' is required")
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise EnvelopeError(f"'{name}' must be a number")
-    return float(value)
-
-
-def parse_alert_callback(body: bytes) -> ingest.AlertInput:
-    """VideoDB's alert callback: label, confidence, explanation, start/end in seconds."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"the body is not valid JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise EnvelopeError("the body must be a JSON object")
-    label = payload.get("label") or payload.get("event_label")
-    if not isinstance(label, str) or not label.strip() or len(label) > 128:
-        raise EnvelopeError("'label' must be a non-empty string of at most 128 characters")
-    start = _number(payload, "start_time", required=True)
-    end = _number(payload, "end_time", required=False)
-    confidence = _number(payload, "confidence", required=False)
-    if confidence is not None and not 0 <= confidence <= 1:
-        raise EnvelopeError("'confidence' must be between 0 and 1")
-    explanation = payload.get("explanation") or ""
-    if not isinstance(explanation, str):
-        raise EnvelopeError("'explanation' must be a string")
-    start_ms = round(start * 1000)
-    end_ms = round((end if end is not None else start) * 1000)
-    if end_ms < start_ms:
-        raise EnvelopeError("'end_time' must not be before 'start_time'")
-    return ingest.AlertInput(
-        label=label.strip(),
-        start_ms=start_ms,
-        end_ms=end_ms,
-        triggered=True,
-        confidence=confidence,
-        text=explanation[:2000],
-    )
-
-
 @csrf_exempt
 def alert_callback(request: HttpRequest, secret: str, rtstream_id: str) -> JsonResponse:
     body, refusal = _guard(request)
     if refusal is not None:
         return refusal
     try:
-        event = parse_alert_callback(body)
-    except EnvelopeError as exc:
+        event = events.parse_alert_callback(body)
+    except events.EventError as exc:
         deliveries.count_rejection("malformed")
         return _error(400, f"not a VideoDB alert callback: {exc}")
-    stream = RTStream.objects.select_related("session").filter(videodb_id=rtstream_id).first()
+    stream = ingest.find_stream(rtstream_id)
     if stream is None or not _secret_matches(stream.session.webhook_secret, secret):
         deliveries.count_rejection("unknown_session_or_secret")
         return _error(404, "no such webhook")
-    alert, created = ingest.record_alert(stream, event)
-    if created:
-        # Whichever path stores an alert first shows it: here the callback beat the socket,
-        # whose copy the relay will find stored and not push again.
-        alert.stream = stream
-        try:
-            live.publish(stream.session, [live.message(alert, stream.session)])
-        except Exception:  # stored is what matters; a reload or a resume shows it anyway
-            logger.exception("could not push alert %s to the live pages", alert.pk)
-    return JsonResponse({"status": "stored" if created else "duplicate"})
+    update = ingest.store(stream, event)
+    if update is None:  # stored before, by an earlier callback or by the relay
+        return JsonResponse({"status": "duplicate"})
+    # Whichever path stores an alert first shows it: here the callback beat the socket,
+    # whose copy the relay will find stored and not push again.
+    broadcast.publish(stream.session, [update])
+    return JsonResponse({"status": "stored"})

@@ -8,7 +8,6 @@ repeat finds the key taken and changes nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F
 from django.utils import timezone
 
+from sessions_app.live.events import EventError, json_object
 from sessions_app.models import CaptureSession, WebhookDelivery, WebhookRejection
 
 LIFECYCLE_EVENTS = {
@@ -29,10 +29,6 @@ LIFECYCLE_EVENTS = {
     "capture_session.failed": CaptureSession.Status.FAILED,
 }
 MAX_ID_LENGTH = 128
-
-
-class EnvelopeError(ValueError):
-    """The body is not a webhook envelope; the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +61,12 @@ def _string(payload: dict[str, Any], name: str, *, required: bool) -> str:
     value = payload.get(name)
     if value is None or value == "":
         if required:
-            raise EnvelopeError(f"'{name}' is required")
+            raise EventError(f"'{name}' is required")
         return ""
     if not isinstance(value, str):
-        raise EnvelopeError(f"'{name}' must be a string")
+        raise EventError(f"'{name}' must be a string")
     if len(value) > MAX_ID_LENGTH:
-        raise EnvelopeError(f"'{name}' is longer than {MAX_ID_LENGTH} characters")
+        raise EventError(f"'{name}' is longer than {MAX_ID_LENGTH} characters")
     return value
 
 
@@ -78,22 +74,18 @@ def parse_timestamp(value: str, name: str = "timestamp") -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise EnvelopeError(f"'{name}' must be an ISO 8601 date-time") from None
+        raise EventError(f"'{name}' must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
-        raise EnvelopeError(f"'{name}' must carry a time zone (e.g. a trailing Z)")
+        raise EventError(f"'{name}' must carry a time zone (e.g. a trailing Z)")
     return parsed
 
 
 def parse_envelope(body: bytes) -> Envelope:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"the body is not valid JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise EnvelopeError("the body must be a JSON object")
+    """The webhook envelope; EventError naming what is wrong when it is not one."""
+    payload = json_object(body)
     version = payload.get("version")
     if version is not None and not isinstance(version, str | int):
-        raise EnvelopeError("'version' must be a string")
+        raise EventError("'version' must be a string")
     event = _string(payload, "event", required=True)
     session_id = _string(payload, "capture_session_id", required=True)
     raw_timestamp = _string(payload, "timestamp", required=True)
@@ -104,7 +96,7 @@ def parse_envelope(body: bytes) -> Envelope:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise EnvelopeError("'data' must be a JSON object")
+        raise EventError("'data' must be a JSON object")
     return Envelope(
         event=event,
         capture_session_id=session_id,

@@ -4,6 +4,10 @@ Webhook deliveries are hints: the truth is what VideoDB says when asked again. T
 re-reads a session through the gateway, moves the stored status forward only (see
 ``CaptureSession.TRANSITIONS``), refreshes its streams, and starts each AI operation once
 (``StreamOperation`` is the claim). Tasks, the reconciler and admin actions all call it.
+
+Whatever changes what the session's pages show about it (its status, its streams, its AI
+operations or their failure) is published to those pages once committed (``_state_changed``),
+whichever process made the change: pages never poll and nothing waits for a task to finish.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import gateway
-from sessions_app.deliveries import LIFECYCLE_EVENTS
+from sessions_app.capture.deliveries import LIFECYCLE_EVENTS
+from sessions_app.live import broadcast
+from sessions_app.live.recovery import shard_of
 from sessions_app.models import (
     AlertRule,
     CaptureSession,
@@ -56,7 +62,7 @@ def current_ws_connection_id(session_id: int) -> str | None:
     relay = (
         RelayConnection.objects.exclude(connection_id="")
         .filter(
-            shard=str(session_id % settings.RELAY_SHARDS),
+            shard=shard_of(session_id),
             heartbeat_at__gte=timezone.now() - RELAY_FRESHNESS,
         )
         .first()
@@ -75,6 +81,19 @@ def alert_callback_url(session: CaptureSession, rtstream_id: str) -> str:
 # --- status and streams ---------------------------------------------------------------------
 
 
+def _state_changed(session_id: int) -> None:
+    """Show the session's state on every open page once the change is committed (at once
+    outside a transaction). Publishing never undoes the change: a failure is logged."""
+    transaction.on_commit(partial(_publish_state, session_id), robust=True)
+
+
+def _publish_state(session_id: int) -> None:
+    # Read when committed, not when changed: a page never shows a state that rolled back.
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is not None:
+        broadcast.publish_state(session)
+
+
 def _declared_media(hint: dict[str, Any] | None) -> dict[str, tuple[str, ...]]:
     """Media types per stream id from a webhook's data.rtstreams, when it carried them."""
     streams = ((hint or {}).get("data") or {}).get("rtstreams") or []
@@ -87,7 +106,8 @@ def _declared_media(hint: dict[str, Any] | None) -> dict[str, tuple[str, ...]]:
     return declared
 
 
-def _upsert_stream(session: CaptureSession, remote: gateway.RemoteStream, media: tuple) -> None:
+def _upsert_stream(session: CaptureSession, remote: gateway.RemoteStream, media: tuple) -> bool:
+    """Store the stream; True if it is new."""
     values = {
         "session": session,
         "name": remote.name or remote.id,
@@ -96,19 +116,25 @@ def _upsert_stream(session: CaptureSession, remote: gateway.RemoteStream, media:
     }
     try:
         with transaction.atomic():
-            RTStream.objects.update_or_create(videodb_id=remote.id, defaults=values)
+            _, created = RTStream.objects.update_or_create(videodb_id=remote.id, defaults=values)
     except IntegrityError:  # a concurrent task created it between our read and write
         RTStream.objects.filter(videodb_id=remote.id).update(
             **{k: v for k, v in values.items() if k != "session"}
         )
+        return False
+    return created
 
 
 def sync_streams(
     session: CaptureSession, remote: gateway.RemoteSession, hint: dict | None = None
-) -> None:
+) -> bool:
+    """Store the session's streams as VideoDB lists them; True if any is new."""
     declared = _declared_media(hint)
+    added = False
     for stream in remote.streams:
-        _upsert_stream(session, stream, stream.media_types or declared.get(stream.id, ()))
+        media = stream.media_types or declared.get(stream.id, ())
+        added = _upsert_stream(session, stream, media) or added
+    return added
 
 
 def _fields_for(session: CaptureSession, status: str, hint: dict | None) -> dict[str, Any]:
@@ -139,9 +165,13 @@ def _fields_for(session: CaptureSession, status: str, hint: dict | None) -> dict
 
 
 def _advance(session: CaptureSession, status: str, hint: dict | None) -> bool:
+    """Every status change goes through here: applied once, and then shown."""
     if status not in S.values or not CaptureSession.can_transition(session.status, status):
         return False
-    return session.advance(status, **_fields_for(session, status, hint))
+    changed = session.advance(status, **_fields_for(session, status, hint))
+    if changed:
+        _state_changed(session.pk)
+    return changed
 
 
 def apply_remote(
@@ -149,11 +179,13 @@ def apply_remote(
 ) -> SyncResult:
     """Bring the stored session up to what VideoDB says, plus an authenticated hint that is
     further along (VideoDB's read side may lag its own webhooks by a moment)."""
-    sync_streams(session, remote, hint)
+    added = sync_streams(session, remote, hint)
     changed = _advance(session, remote.status, hint)
     hinted = LIFECYCLE_EVENTS.get((hint or {}).get("event", ""))
     if hinted and hinted != session.status:
         changed = _advance(session, hinted, hint) or changed
+    if added and not changed:
+        _state_changed(session.pk)  # new streams: their speaker and health rows
     if session.status == S.EXPORTED and not session.exported_video_id:
         video_id = remote.exported_video_id or ""
         if video_id:
@@ -328,11 +360,13 @@ def start_ai(session_id: int) -> list[str]:
     # fmt: on
     if started:
         CaptureSession.objects.filter(pk=session.pk).update(ai_error="")
+        _state_changed(session.pk)  # the owner's status card lists the running operations
     return started
 
 
 def record_ai_failure(session_id: int, message: str) -> None:
     CaptureSession.objects.filter(pk=session_id).update(ai_error=message[:2000])
+    _state_changed(session_id)
 
 
 def request_export(session_id: int) -> str:
@@ -343,12 +377,12 @@ def request_export(session_id: int) -> str:
     result = gateway.export_capture_session(session.videodb_id)
     CaptureSession.objects.filter(pk=session_id).update(export_requested_at=timezone.now())
     if result.status == "exported" and result.video_id:
-        session.advance(
-            S.EXPORTED,
-            exported_video_id=result.video_id,
-            stream_url=result.stream_url[:1000],
-            player_url=result.player_url[:1000],
-        )
+        ready = {
+            "exported_video_id": result.video_id,
+            "stream_url": result.stream_url,
+            "player_url": result.player_url,
+        }
+        _advance(session, S.EXPORTED, {"data": ready})
         return "exported"
     return result.status or "requested"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import requests
 from django.conf import settings
 
-from sessions_app import capture, gateway
+from sessions_app import gateway
+from sessions_app.capture import handoff
 from sessions_app.models import CaptureSession
 
 DEFAULT_SCRIPT = "product_planning"
@@ -32,7 +33,7 @@ def play(session: CaptureSession, *, script: str | None = None) -> str:
     if not script.replace("_", "").replace("-", "").isalnum() or len(script) > 64:
         raise SimulatorError("Unknown meeting script.")
     try:
-        token = capture.mint_client_token(session)
+        token = handoff.mint_client_token(session)
     except gateway.GatewayError as exc:
         raise SimulatorError(exc.message) from exc
     try:

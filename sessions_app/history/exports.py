@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.text import slugify
 
-from sessions_app.record import Flag, Line, Note, SessionRecord, format_offset
+from sessions_app.history.record import Flag, Line, Moment, Note, SessionRecord, format_offset
 
 SCHEMA = "copilot.session-export"
 SCHEMA_VERSION = 1
@@ -70,7 +70,7 @@ def render(record: SessionRecord, fmt: str, *, now: datetime | None = None) -> E
 def filename(record: SessionRecord, extension: str) -> str:
     """``<slug of the title>-<id>.<extension>``: ASCII, so any browser saves it as named."""
     slug = slugify(record.session.title)[:80].strip("-_") or "session"
-    return f"{slug}-{record.session.pk}.{extension}"
+    return f"{slug}-{record.session.id}.{extension}"
 
 
 # --- text helpers --------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def _markdown(record: SessionRecord, exported_at: datetime) -> str:
         "- **Started:** "
         + (started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if started else "not started"),
         f"- **Duration:** {format_offset(record.duration_ms)}",
-        f"- **Status:** {session.get_status_display()}",
+        f"- **Status:** {session.status_label}",
         f"- **Speakers:** {speakers}",
         f"- **Recorded:** {counts}",
         "",
@@ -232,48 +232,17 @@ def _vtt(record: SessionRecord, exported_at: datetime) -> str:
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def _line_json(line: Line) -> dict[str, Any]:
-    return {
-        "id": line.id,
-        "stream_id": line.stream_id,
-        "speaker": line.speaker,
-        "channel": line.channel,
-        "start_ms": line.start_ms,
-        "end_ms": line.end_ms,
-        "offset_ms": line.offset_ms,
-        "end_offset_ms": line.end_offset_ms,
-        "text": line.text,
-    }
+# The JSON schema of each kind of item, key by key and in order (docs/exports.md): written
+# out, not read from the record's dataclasses, so that a field added to the record does not
+# silently change a versioned schema. Every kind ends with the same times and text.
+_TIMED_TEXT = ("start_ms", "end_ms", "offset_ms", "end_offset_ms", "text")
+_LINE_KEYS = ("id", "stream_id", "speaker", "channel", *_TIMED_TEXT)
+_NOTE_KEYS = ("id", "kind", "stream_id", "channel", *_TIMED_TEXT)
+_FLAG_KEYS = ("id", "label", "triggered", "confidence", "stream_id", "channel", *_TIMED_TEXT)
 
 
-def _note_json(note: Note) -> dict[str, Any]:
-    return {
-        "id": note.id,
-        "kind": note.kind,
-        "stream_id": note.stream_id,
-        "channel": note.channel,
-        "start_ms": note.start_ms,
-        "end_ms": note.end_ms,
-        "offset_ms": note.offset_ms,
-        "end_offset_ms": note.end_offset_ms,
-        "text": note.text,
-    }
-
-
-def _flag_json(flag: Flag) -> dict[str, Any]:
-    return {
-        "id": flag.id,
-        "label": flag.label,
-        "triggered": flag.triggered,
-        "confidence": flag.confidence,
-        "stream_id": flag.stream_id,
-        "channel": flag.channel,
-        "start_ms": flag.start_ms,
-        "end_ms": flag.end_ms,
-        "offset_ms": flag.offset_ms,
-        "end_offset_ms": flag.end_offset_ms,
-        "text": flag.text,
-    }
+def _items_json(items: Sequence[Moment], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{key: getattr(item, key) for key in keys} for item in items]
 
 
 def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
@@ -285,8 +254,8 @@ def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
         "version": SCHEMA_VERSION,
         "exported_at": _utc(exported_at),
         "session": {
-            "id": session.pk,
-            "uuid": str(session.uuid),
+            "id": session.id,
+            "uuid": session.uuid,
             "title": session.title,
             "status": session.status,
             "videodb_id": session.videodb_id or None,
@@ -300,7 +269,7 @@ def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
         },
         "streams": [
             {
-                "id": stream.pk,
+                "id": stream.id,
                 "videodb_id": stream.videodb_id,
                 "name": stream.name,
                 "channel": stream.kind,
@@ -309,10 +278,10 @@ def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
             }
             for stream in record.streams
         ],
-        "transcript": [_line_json(line) for line in record.lines],
-        "visual": [_note_json(note) for note in record.visual],
-        "audio": [_note_json(note) for note in record.audio],
-        "alerts": [_flag_json(flag) for flag in record.alerts],
+        "transcript": _items_json(record.lines, _LINE_KEYS),
+        "visual": _items_json(record.visual, _NOTE_KEYS),
+        "audio": _items_json(record.audio, _NOTE_KEYS),
+        "alerts": _items_json(record.alerts, _FLAG_KEYS),
     }
 
 

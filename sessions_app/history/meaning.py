@@ -10,23 +10,32 @@ Only the sessions in scope are asked about, never the whole collection's other u
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
+from django.db.models import Q
 from django.utils.html import escape
 from django.utils.safestring import SafeString
 
-from sessions_app import gateway, history, search, search_text
+from sessions_app import gateway
+from sessions_app.history import deadline, search, search_text, timeline
+from sessions_app.history.record import epoch_ms
 from sessions_app.models import CaptureSession, RTStream, SearchEntry
-from sessions_app.record import epoch_ms
 
 logger = logging.getLogger(__name__)
 
-# VideoDB is asked once per stream: bound the calls one search may make.
+# VideoDB is asked once per stream (and once about exported videos), all at once: bound the
+# calls one search may make, and how long the page waits for all of them.
 MAX_STREAMS = 12
 HITS_PER_STREAM = 5
+VIDEO_HITS = 20
+DEADLINE_SECONDS = 3.0
 # A VideoDB hit and a keyword hit this close on the same stream are the same moment.
 SAME_MOMENT_MS = 3000
+# A hit lands on the nearest stored moment at or before it, if one is this close.
+NEAR_MS = 60_000
 
 _KIND_FOR_SOURCE = {"transcript": "speech", "visual": "visual", "audio": "audio"}
 
@@ -45,7 +54,7 @@ class MeaningHit:
 @dataclass
 class Found:
     hits: list[MeaningHit] = field(default_factory=list)
-    error: str = ""
+    notice: str = ""  # what did not answer, for the page to say; "" when everything did
 
 
 @dataclass
@@ -70,28 +79,153 @@ class Item:
         return datetime.fromtimestamp(self.start_ms / 1000, tz=UTC)
 
 
-def _landing(hit: MeaningHit) -> SearchEntry | None:
-    """The stored moment a VideoDB hit lands on: the line, insight or alert to open.
+# --- landing VideoDB's hits on stored moments ---------------------------------------------
 
-    A video's clock starts when VideoDB started capturing, a little before Copilot heard the
-    session was active, so a video hit is first matched by its text; otherwise (and for
-    stream hits, which carry VideoDB's own times) the nearest moment at or before it."""
+_LANDING_FIELDS = ("session", "stream", "kind", "start_ms", "segment", "insight", "alert")
+
+
+def _entries_saying(hits: list[MeaningHit]) -> dict[tuple[int, str, str], SearchEntry]:
+    """For video hits: the latest stored moment of the same session and kind saying the
+    same words, by (session, kind, text). One query."""
+    video = [h for h in hits if h.stream is None]
+    if not video:
+        return {}
+    entries = SearchEntry.objects.filter(
+        session_id__in={h.session.pk for h in video},
+        kind__in={h.kind for h in video},
+        text__in={search_text.normalize(h.text) for h in video},
+    ).only(*_LANDING_FIELDS, "text")
+    found: dict[tuple[int, str, str], SearchEntry] = {}
+    for entry in entries:  # newest first (the model's ordering): keep the first seen
+        found.setdefault((entry.session_id, entry.kind, entry.text), entry)
+    return found
+
+
+def _entries_near(hits: list[MeaningHit]) -> dict[tuple[int, str], list[SearchEntry]]:
+    """The stored moments within NEAR_MS either side of any hit, by (session, kind). One
+    query."""
+    windows = Q()
+    for hit in hits:
+        window = Q(
+            session_id=hit.session.pk,
+            kind=hit.kind,
+            start_ms__gte=hit.start_ms - NEAR_MS,
+            start_ms__lte=hit.start_ms + NEAR_MS,
+        )
+        if hit.stream is not None:
+            window &= Q(stream_id=hit.stream.pk)
+        windows |= window
+    near: dict[tuple[int, str], list[SearchEntry]] = defaultdict(list)
+    for entry in SearchEntry.objects.filter(windows).only(*_LANDING_FIELDS):
+        near[(entry.session_id, entry.kind)].append(entry)
+    return near
+
+
+def _nearest(hit: MeaningHit, candidates: list[SearchEntry]) -> SearchEntry | None:
+    """The moment at or before the hit within NEAR_MS, else the first after it within
+    NEAR_MS, among ``candidates``; None when neither is that close."""
+    mine = [
+        e
+        for e in candidates
+        if (hit.stream is None or e.stream_id == hit.stream.pk)
+        and abs(e.start_ms - hit.start_ms) <= NEAR_MS
+    ]
+    before = [e for e in mine if e.start_ms <= hit.start_ms]
+    if before:
+        return max(before, key=lambda e: (e.start_ms, e.pk))
+    return min(
+        (e for e in mine if e.start_ms > hit.start_ms), key=lambda e: e.start_ms, default=None
+    )
+
+
+def _landing_far_off(hit: MeaningHit) -> SearchEntry | None:
+    """Nothing stored within NEAR_MS: the first moment after the hit, else the last before."""
     entries = SearchEntry.objects.filter(session_id=hit.session.pk, kind=hit.kind)
     if hit.stream is not None:
         entries = entries.filter(stream_id=hit.stream.pk)
-    else:
-        same_text = entries.filter(text=search_text.normalize(hit.text)).first()
-        if same_text is not None:
-            return same_text
-    before = entries.filter(start_ms__lte=hit.start_ms).order_by("-start_ms").first()
-    if before is not None and hit.start_ms - before.start_ms <= 60_000:
-        return before
-    return entries.filter(start_ms__gt=hit.start_ms).order_by("start_ms").first() or before
+    entries = entries.only(*_LANDING_FIELDS)
+    after = entries.filter(start_ms__gt=hit.start_ms).order_by("start_ms").first()
+    return after or entries.filter(start_ms__lte=hit.start_ms).order_by("-start_ms").first()
+
+
+def _land(hits: list[MeaningHit]) -> None:
+    """Set each hit's stored moment, the line, insight or alert to open.
+
+    A video's clock starts when VideoDB started capturing, a little before Copilot heard the
+    session was active, so a video hit is first matched by its words; otherwise (and for
+    stream hits, which carry VideoDB's own times) it lands on the nearest moment at or
+    before it within a minute, else the nearest after. Two queries for all the hits; only a
+    hit with nothing stored within a minute of it asks on its own.
+    """
+    if not hits:
+        return
+    saying = _entries_saying(hits)
+    near = _entries_near(hits)
+    for hit in hits:
+        same_words = None
+        if hit.stream is None:
+            same_words = saying.get((hit.session.pk, hit.kind, search_text.normalize(hit.text)))
+        hit.entry = (
+            same_words
+            or _nearest(hit, near.get((hit.session.pk, hit.kind), []))
+            or _landing_far_off(hit)
+        )
+
+
+# --- asking VideoDB -------------------------------------------------------------------------
+
+
+def _stream_hits(stream: RTStream, remote: list[gateway.RemoteHit]) -> list[MeaningHit]:
+    return [
+        MeaningHit(
+            stream.session,
+            stream,
+            _KIND_FOR_SOURCE.get(hit.source, "speech"),
+            hit.start_ms,
+            hit.text,
+            hit.score,
+        )
+        for hit in remote
+    ]
+
+
+def _video_hits(
+    exported: dict[str, CaptureSession], remote: list[gateway.RemoteHit]
+) -> list[MeaningHit]:
+    hits = []
+    for hit in remote:
+        session = exported.get(hit.video_id)
+        if session is None:  # another user's video: not ours to show
+            continue
+        origin = epoch_ms(session.started_at) if session.started_at else 0
+        hits.append(MeaningHit(session, None, "speech", origin + hit.start_ms, hit.text, hit.score))
+    return hits
+
+
+def _notice(asked: int, late: int, failures: list[str]) -> str:
+    """What the page says when some of VideoDB's searches did not answer in time."""
+    if not late and not failures:
+        return ""
+    if late + len(failures) == asked:
+        why = f"({failures[0]})" if failures else f"within {DEADLINE_SECONDS:g} s"
+        return (
+            f"VideoDB's search by meaning did not answer {why}; these are the keyword matches only."
+        )
+    parts = []
+    if late:
+        parts.append(f"{late} did not answer within {DEADLINE_SECONDS:g} s")
+    if failures:
+        parts.append(f"{len(failures)} failed ({failures[0]})")
+    return (
+        f"Search by meaning is incomplete: of VideoDB's {asked} searches, {' and '.join(parts)}. "
+        "Shown is what came back in time."
+    )
 
 
 def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Filters) -> Found:
-    """Ask VideoDB about ``text`` within the given sessions. Never raises for VideoDB."""
-    found = Found()
+    """Ask VideoDB about ``text`` within the given sessions: every stream at once, and the
+    exported videos, keeping what answers within DEADLINE_SECONDS. Never raises for VideoDB.
+    """
     streams = (
         RTStream.objects.filter(session_id__in=list(session_ids))
         .select_related("session")
@@ -99,38 +233,40 @@ def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Fil
     )
     if filters.channels:
         streams = streams.filter(kind__in=filters.channels)
-    try:
-        for stream in streams[:MAX_STREAMS]:
-            for hit in gateway.search_stream(stream.videodb_id, text, limit=HITS_PER_STREAM):
-                kind = _KIND_FOR_SOURCE.get(hit.source, "speech")
-                found.hits.append(
-                    MeaningHit(stream.session, stream, kind, hit.start_ms, hit.text, hit.score)
-                )
-        exported = {
-            s.exported_video_id: s
-            for s in CaptureSession.objects.filter(pk__in=list(session_ids)).exclude(
-                exported_video_id=""
-            )
-        }
-        if exported:
-            for hit in gateway.search_videos(text, limit=20):
-                session = exported.get(hit.video_id)
-                if session is None:  # another user's video: not ours to show
-                    continue
-                origin = epoch_ms(session.started_at) if session.started_at else 0
-                found.hits.append(
-                    MeaningHit(session, None, "speech", origin + hit.start_ms, hit.text, hit.score)
-                )
-    except gateway.GatewayError as exc:
-        logger.warning("search by meaning failed: %s", exc.message)
-        found.error = (
-            f"VideoDB's search by meaning did not answer ({exc.message}); "
-            "these are the keyword matches only."
+    streams = list(streams[:MAX_STREAMS])
+    exported = {
+        s.exported_video_id: s
+        for s in CaptureSession.objects.filter(pk__in=list(session_ids)).exclude(
+            exported_video_id=""
         )
+    }
+    calls = [
+        partial(gateway.search_stream, s.videodb_id, text, limit=HITS_PER_STREAM) for s in streams
+    ]
+    if exported:
+        calls.append(partial(gateway.search_videos, text, limit=VIDEO_HITS))
+    answers = deadline.call_all(calls, DEADLINE_SECONDS)
+
+    found = Found()
+    failures: list[str] = []
+    for n, answer in enumerate(answers):
+        if answer is None:
+            continue
+        try:
+            remote = answer.result()
+        except gateway.GatewayError as exc:
+            failures.append(exc.message)
+            continue
+        found.hits += (
+            _stream_hits(streams[n], remote) if n < len(streams) else _video_hits(exported, remote)
+        )
+    late = answers.count(None)
+    if late:
+        logger.warning("%d of %d VideoDB searches did not answer in time", late, len(calls))
+    found.notice = _notice(len(calls), late, failures)
     if filters.kinds:
         found.hits = [h for h in found.hits if h.kind in filters.kinds]
-    for hit in found.hits:
-        hit.entry = _landing(hit)
+    _land(found.hits)
     found.hits.sort(key=lambda h: -h.score)
     return found
 
@@ -151,7 +287,7 @@ def keyword_item(hit: search.Hit) -> Item:
         kind_label=e.get_kind_display(),
         start_ms=e.start_ms,
         snippet=hit.snippet,
-        url=history.moment_url(e.session_id, e.start_ms, _anchor(e)),
+        url=timeline.moment_url(e.session_id, e.start_ms, _anchor(e)),
         speaker=hit.speaker,
         channel=e.get_channel_display(),
         by_keyword=True,
@@ -191,7 +327,7 @@ def merge(
                 kind_label=dict(SearchEntry.Kind.choices).get(hit.kind, hit.kind),
                 start_ms=hit.start_ms,
                 snippet=search_text.highlight(hit.text, query) if query else escape(hit.text),
-                url=history.moment_url(
+                url=timeline.moment_url(
                     hit.session.pk,
                     entry.start_ms if entry else hit.start_ms,
                     _anchor(entry) if entry else "",

@@ -1,10 +1,10 @@
 """Everything stored about one session, in time order: what the history page and the exports
 read.
 
-A record holds plain frozen values, not model instances, so a page or an export cannot
-trigger a query while it renders: ``load`` reads the session once, in a fixed number of
-queries, however long the meeting was. Only final transcript text is part of the record;
-interim text is a live-page artefact that the final replaces.
+A record holds plain values (frozen dataclasses, in lists), never model instances, so a page
+or an export cannot trigger a query while it renders: ``load`` reads the session once, in a
+fixed number of queries, however long the meeting was. Only final transcript text is part
+of the record; interim text is a live-page artefact that the final replaces.
 
 Times are kept as VideoDB sent them (``*_ms``, epoch milliseconds) and also as offsets from
 the record's origin (``*offset_ms``), the instant shown as 00:00. The origin is when the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
 
@@ -23,56 +24,77 @@ _ONE_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
-class Line:
+class SessionFacts:
+    """The session itself, as stored when the record was read."""
+
+    id: int
+    uuid: str
+    title: str
+    status: str
+    status_label: str  # the status as pages show it
+    videodb_id: str  # "" until VideoDB created the session
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    player_url: str
+    exported_video_id: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One of the session's streams."""
+
+    id: int
+    videodb_id: str
+    name: str
+    kind: str  # RTStream.kind: mic, system_audio, screen or other
+    kind_label: str  # the kind as pages show it
+    speaker: str  # the stream's label, or its default (Me, Others, …)
+    media_types: tuple[str, ...]
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class Moment:
+    """What every item of the record has: where it was recorded, what it says, and when."""
+
+    id: int
+    stream_id: int
+    channel: str  # the stream's kind
+    text: str
+    start_ms: int
+    end_ms: int
+    offset_ms: int
+    end_offset_ms: int
+
+
+@dataclass(frozen=True)
+class Line(Moment):
     """One final transcript segment."""
 
-    id: int
-    stream_id: int
-    channel: str  # RTStream.kind: mic, system_audio, screen or other
-    speaker: str  # the stream's label, or its default (Me, Others, …)
-    text: str
-    start_ms: int
-    end_ms: int
-    offset_ms: int
-    end_offset_ms: int
+    speaker: str
 
 
 @dataclass(frozen=True)
-class Note:
+class Note(Moment):
     """An insight: what was on screen (``visual``) or what was decided (``audio``)."""
 
-    id: int
     kind: str
-    stream_id: int
-    channel: str
-    text: str
-    start_ms: int
-    end_ms: int
-    offset_ms: int
-    end_offset_ms: int
 
 
 @dataclass(frozen=True)
-class Flag:
+class Flag(Moment):
     """An alert that VideoDB raised on one of the session's streams."""
 
-    id: int
     label: str
     triggered: bool
     confidence: float | None
-    text: str
-    stream_id: int
-    channel: str
-    start_ms: int
-    end_ms: int
-    offset_ms: int
-    end_offset_ms: int
 
 
 @dataclass(frozen=True)
 class SessionRecord:
-    session: CaptureSession
-    streams: list[RTStream]
+    session: SessionFacts
+    streams: list[Channel]
     origin_ms: int
     duration_ms: int
     lines: list[Line]
@@ -105,6 +127,35 @@ def format_offset(ms: int, *, millis: bool = False) -> str:
     return f"{label}.{rest_ms:03d}" if millis else label
 
 
+def _facts(session: CaptureSession) -> SessionFacts:
+    return SessionFacts(
+        id=session.pk,
+        uuid=str(session.uuid),
+        title=session.title,
+        status=session.status,
+        status_label=session.get_status_display(),
+        videodb_id=session.videodb_id or "",
+        created_at=session.created_at,
+        started_at=session.started_at,
+        ended_at=session.ended_at,
+        player_url=session.player_url,
+        exported_video_id=session.exported_video_id,
+    )
+
+
+def _channel(stream: RTStream) -> Channel:
+    return Channel(
+        id=stream.pk,
+        videodb_id=stream.videodb_id,
+        name=stream.name,
+        kind=stream.kind,
+        kind_label=stream.get_kind_display(),
+        speaker=stream.speaker,
+        media_types=tuple(stream.media_types),
+        has_audio=stream.has_audio,
+    )
+
+
 def load(session: CaptureSession) -> SessionRecord:
     """Read everything stored about ``session``: four queries, whatever its length."""
     streams = list(session.streams.order_by("name", "id"))
@@ -130,60 +181,30 @@ def load(session: CaptureSession) -> SessionRecord:
     else:
         duration = max((item.end_ms for item in items), default=origin) - origin
 
-    def since(ms: int) -> int:
-        return max(0, ms - origin)
+    def moment(item: TranscriptSegment | Insight | Alert) -> dict[str, Any]:
+        """The fields of ``Moment`` for a stored item."""
+        return {
+            "id": item.pk,
+            "stream_id": item.stream_id,
+            "channel": item.stream.kind,
+            "text": item.text,
+            "start_ms": item.start_ms,
+            "end_ms": item.end_ms,
+            "offset_ms": max(0, item.start_ms - origin),
+            "end_offset_ms": max(0, item.end_ms - origin),
+        }
 
-    lines = [
-        Line(
-            id=s.pk,
-            stream_id=s.stream_id,
-            channel=s.stream.kind,
-            speaker=s.stream.speaker,
-            text=s.text,
-            start_ms=s.start_ms,
-            end_ms=s.end_ms,
-            offset_ms=since(s.start_ms),
-            end_offset_ms=since(s.end_ms),
-        )
-        for s in segments
-    ]
-    notes = [
-        Note(
-            id=i.pk,
-            kind=i.kind,
-            stream_id=i.stream_id,
-            channel=i.stream.kind,
-            text=i.text,
-            start_ms=i.start_ms,
-            end_ms=i.end_ms,
-            offset_ms=since(i.start_ms),
-            end_offset_ms=since(i.end_ms),
-        )
-        for i in insights
-    ]
-    flags = [
-        Flag(
-            id=a.pk,
-            label=a.label,
-            triggered=a.triggered,
-            confidence=a.confidence,
-            text=a.text,
-            stream_id=a.stream_id,
-            channel=a.stream.kind,
-            start_ms=a.start_ms,
-            end_ms=a.end_ms,
-            offset_ms=since(a.start_ms),
-            end_offset_ms=since(a.end_ms),
-        )
-        for a in alerts
-    ]
+    notes = [Note(**moment(i), kind=i.kind) for i in insights]
     return SessionRecord(
-        session=session,
-        streams=streams,
+        session=_facts(session),
+        streams=[_channel(stream) for stream in streams],
         origin_ms=origin,
         duration_ms=max(0, duration),
-        lines=lines,
+        lines=[Line(**moment(s), speaker=s.stream.speaker) for s in segments],
         visual=[n for n in notes if n.kind == Insight.Kind.VISUAL],
         audio=[n for n in notes if n.kind == Insight.Kind.AUDIO],
-        alerts=flags,
+        alerts=[
+            Flag(**moment(a), label=a.label, triggered=a.triggered, confidence=a.confidence)
+            for a in alerts
+        ],
     )

@@ -7,8 +7,8 @@ backfill, an alert callback, the admin, a test) keeps the index in step, on both
 through this one code path; the database keeps its own full-text structure in step with the
 row (see SearchEntry).
 
-Reading: :func:`search` takes the sessions a user may view (sessions_app/access.py) and a
-query parsed by sessions_app/search_text.py. The only thing that differs between databases
+Reading: :func:`search` takes the sessions a user may view (sessions_app/viewers/access.py) and a
+query parsed by sessions_app/history/search_text.py. The only thing that differs between databases
 is the single predicate "this entry matches", given to each as a bound parameter in its own
 syntax; filtering, facets, order and pages are the same ORM query on both.
 """
@@ -26,7 +26,7 @@ from django.db import connection
 from django.db.models import BooleanField, Count, QuerySet
 from django.db.models.expressions import RawSQL
 
-from sessions_app import search_text
+from sessions_app.history import search_text
 from sessions_app.models import (
     Alert,
     CaptureSession,

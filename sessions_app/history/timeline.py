@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from sessions_app.record import SessionRecord, format_offset
+from sessions_app.history.record import SessionRecord, format_offset
 
 WIDTH = 1000  # SVG user units; the picture scales to the page
 LABEL_WIDTH = 120
@@ -97,14 +97,14 @@ def timeline(record: SessionRecord) -> Timeline:
     audio_streams = [
         s
         for s in record.streams
-        if s.has_audio or any(line.stream_id == s.pk for line in record.lines)
+        if s.has_audio or any(line.stream_id == s.id for line in record.lines)
     ]
     y = 24
     for stream in audio_streams:
         row = Row(label=stream.speaker, y=y, kind="speech")
         spoken = [0.0] * BUCKETS
         for line in record.lines:
-            if line.stream_id != stream.pk:
+            if line.stream_id != stream.id:
                 continue
             start, end = line.offset_ms, max(line.end_offset_ms, line.offset_ms + 1)
             first, last = int(start // slice_ms), min(int((end - 1) // slice_ms), BUCKETS - 1)
@@ -172,13 +172,13 @@ def channel_stats(record: SessionRecord) -> list[ChannelStats]:
     """Lines and speaking time per audio channel, busiest first."""
     stats = []
     for stream in record.streams:
-        lines = [line for line in record.lines if line.stream_id == stream.pk]
+        lines = [line for line in record.lines if line.stream_id == stream.id]
         if not lines and not stream.has_audio:
             continue
         stats.append(
             ChannelStats(
                 speaker=stream.speaker,
-                channel=stream.get_kind_display(),
+                channel=stream.kind_label,
                 lines=len(lines),
                 speech_ms=sum(max(0, line.end_offset_ms - line.offset_ms) for line in lines),
             )

@@ -13,18 +13,27 @@ it has none, so a message received twice changes nothing.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db.models import Model
 from django.template.loader import render_to_string
 
+from sessions_app.history.record import epoch_ms, format_offset
 from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
-from sessions_app.record import epoch_ms, format_offset
+
+logger = logging.getLogger(__name__)
 
 LIVE_TEMPLATE = "sessions_app/live.html"
 REPLAY_LIMIT = 2000  # items per replay batch; a browser further behind reloads the page
+PUBLISH_TIMEOUT_SECONDS = 5.0
+# The status only moves forward, in this order (CaptureSession.TRANSITIONS): a banner of a
+# lower rank than the one shown is a late copy, which the browser does not swap in.
+STATUS_RANKS = {status: rank for rank, status in enumerate(CaptureSession.Status.values)}
 
 
 class LiveUpdate(TypedDict):
@@ -36,7 +45,8 @@ class LiveUpdate(TypedDict):
 
 
 class SessionClosed(TypedDict):
-    """Tell a session's sockets to close (a share link was revoked)."""
+    """Tell sockets to close: a session's, those of one share link (it was revoked), or a
+    user's (they signed out: sent to their own group, ``share_link_id`` None)."""
 
     type: Literal["live.close"]
     code: int
@@ -75,29 +85,82 @@ def render(item: Model, *, session: CaptureSession, oob: bool = True) -> str:
 
 
 def render_status(session: CaptureSession, *, oob: bool = True) -> str:
-    return render_to_string(f"{LIVE_TEMPLATE}#status", {"session": session, "oob": oob})
+    context = {"session": session, "oob": oob, "status_rank": STATUS_RANKS[session.status]}
+    return render_to_string(f"{LIVE_TEMPLATE}#status", context)
 
 
 def message(item: Model, session: CaptureSession) -> LiveUpdate:
     return {"type": "live.update", "seq": item.seq, "html": render(item, session=session)}
 
 
-def publish(session: CaptureSession, updates: list[LiveUpdate]) -> None:
-    """Send rendered updates to everyone watching the session (from sync code)."""
-    layer = get_channel_layer()
-    for update in updates:
-        async_to_sync(layer.group_send)(group_name(session.pk), update)
+# The in-memory channel layer (the embedded default) works within one event loop, Daphne's,
+# where the consumers run. Sync code on a thread of that loop (a view) reaches it through
+# async_to_sync; the in-process Celery worker's threads have no loop of their own to share,
+# so the runtime names Daphne's loop here and they publish through it.
+_layer_loop: asyncio.AbstractEventLoop | None = None
 
 
-async def apublish(session_id: int, updates: list[LiveUpdate]) -> None:
+def use_event_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Publish from threads outside ``loop`` through it (see ``_layer_loop``)."""
+    global _layer_loop
+    _layer_loop = loop
+
+
+async def _send(session_id: int, updates: list[LiveUpdate]) -> None:
     layer = get_channel_layer()
     for update in updates:
         await layer.group_send(group_name(session_id), update)
 
 
+def _run(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    loop = _layer_loop
+    if loop is not None and loop.is_running() and not _runs_on(loop):
+        asyncio.run_coroutine_threadsafe(send(*args), loop).result(PUBLISH_TIMEOUT_SECONDS)
+    else:
+        async_to_sync(send)(*args)
+
+
+def _runs_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def publish(session: CaptureSession, updates: list[LiveUpdate]) -> None:
+    """Send rendered updates to everyone watching the session (from sync code).
+
+    A channel-layer failure is logged, never raised: what is published is stored already,
+    and a browser's resume or a reload shows it; the caller's work must not be undone."""
+    if not updates:
+        return
+    try:
+        _run(_send, session.pk, updates)
+    except Exception:
+        logger.exception("could not publish %d update(s) to session %s", len(updates), session.pk)
+
+
+async def apublish(session_id: int, updates: list[LiveUpdate]) -> None:
+    """``publish`` from async code."""
+    try:
+        await _send(session_id, updates)
+    except Exception:
+        logger.exception("could not publish %d update(s) to session %s", len(updates), session_id)
+
+
 def close_sockets(session_id: int, *, share_link_id: int | None, code: int = 4403) -> None:
     message: SessionClosed = {"type": "live.close", "code": code, "share_link_id": share_link_id}
     async_to_sync(get_channel_layer().group_send)(group_name(session_id), message)
+
+
+def user_group_name(user_id: int) -> str:
+    """Every live socket a signed-in user opened, whichever session it watches."""
+    return f"user.{user_id}"
+
+
+def close_user_sockets(user_id: int, *, code: int = 4401) -> None:
+    message: SessionClosed = {"type": "live.close", "code": code, "share_link_id": None}
+    async_to_sync(get_channel_layer().group_send)(user_group_name(user_id), message)
 
 
 def replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]:
@@ -152,13 +215,26 @@ def render_synced(through: int, *, complete: bool) -> str:
 
 def current_state(session: CaptureSession) -> list[str]:
     """The unsequenced parts as they are now: the status banner, each stream's speaker name
-    and health row. Sent after every resume."""
+    and health row. Sent after every resume, and whenever the status changes."""
     fragments = [render_status(session)]
     for stream in session.streams.all():
         stream.session = session
-        fragments.append(render(stream, session=session))
+        # The health row first: a stream new to the page then has a speaker to rename.
         fragments.append(render_health(stream, session=session))
+        fragments.append(render(stream, session=session))
     return fragments
+
+
+def publish_state(session: CaptureSession) -> None:
+    """Show the session's current state on every open page. The owner's page refreshes its
+    status card when the banner arrives (static/copilot/live.js): what only the owner may
+    read (VideoDB's errors, the AI operations) never travels through the group, which
+    share-link viewers receive too."""
+    updates: list[LiveUpdate] = [
+        {"type": "live.update", "seq": UNSEQUENCED, "html": fragment}
+        for fragment in current_state(session)
+    ]
+    publish(session, updates)
 
 
 def snapshot(session: CaptureSession) -> dict[str, object]:
@@ -182,6 +258,7 @@ def snapshot(session: CaptureSession) -> dict[str, object]:
     return {
         **lists,
         "last_seq": last_seq,
+        "status_rank": STATUS_RANKS[session.status],
         "latest_alert": triggered[-1] if triggered else None,
         "streams": list(session.streams.all()),
     }

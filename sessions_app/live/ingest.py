@@ -1,63 +1,63 @@
 """Storing VideoDB's real-time events exactly once, each with a session sequence number.
 
 Every path that brings an event in (the relay's socket, its backfill, alert callbacks)
-stores it through this module, so idempotency is written once: the unique constraints in
+stores it with ``store``, so idempotency is written once: the unique constraints in
 models.py turn a repeat into "nothing new", and only a real change takes a sequence number
-(which a reconnecting browser uses to ask for what it missed).
+(which a reconnecting browser uses to ask for what it missed) and a live update.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from sessions_app.live import broadcast
+from sessions_app.live.events import AlertInput, Event, InsightInput, TranscriptInput
 from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
 
 
-@dataclass(frozen=True)
-class TranscriptInput:
-    text: str
-    is_final: bool
-    start_ms: int
-    end_ms: int
+def find_stream(rtstream_id: str) -> RTStream | None:
+    """The stream an event names, with its session (which the rendering needs)."""
+    return RTStream.objects.select_related("session").filter(videodb_id=rtstream_id).first()
 
 
-@dataclass(frozen=True)
-class InsightInput:
-    kind: str  # Insight.Kind
-    text: str
-    start_ms: int
-    end_ms: int
-    index_id: str = ""
+def store(
+    stream: RTStream, event: Event, *, heard_now: bool = False
+) -> broadcast.LiveUpdate | None:
+    """Store one event of ``stream`` and render its live update; None when it changed
+    nothing (a repeat, a late interim, an alert stored by the other path).
+
+    ``heard_now``: the event just arrived over the socket, so the stream is alive (the health
+    panel's "last event"); a backfilled record or a callback says nothing about now.
+    """
+    if heard_now:
+        _touch_stream(stream, event.end_ms)
+    item: TranscriptSegment | Insight | Alert | None
+    if isinstance(event, TranscriptInput):
+        item = _record_transcript(stream, event)
+    elif isinstance(event, InsightInput):
+        item = _record_insight(stream, event)
+    else:
+        item = _record_alert(stream, event)
+    if item is None:
+        return None
+    item.stream = stream
+    return broadcast.message(item, stream.session)
 
 
-@dataclass(frozen=True)
-class AlertInput:
-    label: str
-    start_ms: int
-    end_ms: int
-    triggered: bool = True
-    confidence: float | None = None
-    text: str = ""
-
-
-def next_seq(session_id: int) -> int:
+def _next_seq(session_id: int) -> int:
     """Hand out the session's next sequence number. Call inside the storing transaction, so
     the number and the row it labels commit (or roll back) together."""
     CaptureSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
     return CaptureSession.objects.values_list("last_seq", flat=True).get(pk=session_id)
 
 
-def record_alert(stream: RTStream, event: AlertInput) -> tuple[Alert, bool]:
-    """Store an alert once, whether it came by callback, by socket, or both."""
-    existing = Alert.objects.filter(
-        stream=stream, label=event.label, start_ms=event.start_ms
-    ).first()
-    if existing is not None:
-        return existing, False
+def _record_alert(stream: RTStream, event: AlertInput) -> Alert | None:
+    """Store an alert once, whether it came by callback, by socket, or both. Returns it if
+    new, None if either path stored it before."""
+    if Alert.objects.filter(stream=stream, label=event.label, start_ms=event.start_ms).exists():
+        return None
     rule = stream.session.alert_rules.filter(label=event.label).first()
     try:
         with transaction.atomic():
@@ -71,21 +71,21 @@ def record_alert(stream: RTStream, event: AlertInput) -> tuple[Alert, bool]:
                 text=event.text,
                 start_ms=event.start_ms,
                 end_ms=max(event.end_ms, event.start_ms),
-                seq=next_seq(stream.session_id),
+                seq=_next_seq(stream.session_id),
             )
     except IntegrityError:  # the other path stored it between our look and our write
-        return Alert.objects.get(stream=stream, label=event.label, start_ms=event.start_ms), False
-    return alert, True
+        return None
+    return alert
 
 
-def touch_stream(stream: RTStream, event_end_ms: int) -> None:
+def _touch_stream(stream: RTStream, event_end_ms: int) -> None:
     """Record that the stream is alive: the health panel's "last event" and its age."""
     RTStream.objects.filter(pk=stream.pk).update(
         last_event_ms=event_end_ms, last_event_received_at=timezone.now()
     )
 
 
-def record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSegment | None:
+def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSegment | None:
     """Store a transcript event. Returns the segment if this changed it, None otherwise.
 
     Interim text for a start time updates its row in place; the final replaces it; a late
@@ -108,7 +108,7 @@ def record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSeg
                         is_final=event.is_final,
                         start_ms=event.start_ms,
                         end_ms=end_ms,
-                        seq=next_seq(stream.session_id),
+                        seq=_next_seq(stream.session_id),
                     )
             except IntegrityError:  # another path stored the same start a moment ago
                 segment = TranscriptSegment.objects.select_for_update().get(
@@ -122,12 +122,12 @@ def record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSeg
         segment.text = event.text
         segment.is_final = event.is_final
         segment.end_ms = end_ms
-        segment.seq = next_seq(stream.session_id)
+        segment.seq = _next_seq(stream.session_id)
         segment.save(update_fields=["text", "is_final", "end_ms", "seq", "updated_at"])
         return segment
 
 
-def record_insight(stream: RTStream, event: InsightInput) -> Insight | None:
+def _record_insight(stream: RTStream, event: InsightInput) -> Insight | None:
     """Store a scene or audio index result once. Returns it if new, None for a repeat."""
     lookup = {"stream": stream, "kind": event.kind, "start_ms": event.start_ms}
     if Insight.objects.filter(**lookup).exists():
@@ -139,7 +139,7 @@ def record_insight(stream: RTStream, event: InsightInput) -> Insight | None:
                 index_id=event.index_id,
                 text=event.text,
                 end_ms=max(event.end_ms, event.start_ms),
-                seq=next_seq(stream.session_id),
+                seq=_next_seq(stream.session_id),
                 **lookup,
             )
     except IntegrityError:

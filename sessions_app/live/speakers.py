@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from sessions_app import live
+from sessions_app.live import broadcast
 from sessions_app.models import RTStream
 
 
@@ -15,5 +15,7 @@ def rename(stream: RTStream, label: str) -> RTStream:
     label = " ".join(label.split())
     RTStream.objects.filter(pk=stream.pk).update(speaker_label=label, updated_at=timezone.now())
     stream.speaker_label = label
-    transaction.on_commit(lambda: live.publish(stream.session, [live.speaker_message(stream)]))
+    transaction.on_commit(
+        lambda: broadcast.publish(stream.session, [broadcast.speaker_message(stream)])
+    )
     return stream

@@ -13,7 +13,7 @@ FTS = "sessions_app_searchentry_fts"
 
 # PostgreSQL: a generated tsvector over the terms and a GIN index on it. The 'simple'
 # configuration only lower-cases: the terms are already folded and stemmed in Python
-# (sessions_app/search_text.py), so both databases see the same words. The vector also holds
+# (sessions_app/history/search_text.py), so both databases see the same words. The vector also holds
 # the entry's session as the lexeme "_s42" (no word can be one: words have no underscore),
 # so the GIN index itself intersects a word with the sessions the asker may view.
 POSTGRES_UP = [
@@ -74,7 +74,7 @@ def index_what_was_stored(apps, schema_editor):
 
     from django.conf import settings
 
-    from sessions_app import search_text
+    from sessions_app.history import search_text
 
     db = schema_editor.connection.alias
     SearchEntry = apps.get_model("sessions_app", "SearchEntry")

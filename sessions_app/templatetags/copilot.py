@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django import template
 
-from sessions_app.record import format_offset
+from sessions_app.history.record import format_offset
 
 register = template.Library()
 

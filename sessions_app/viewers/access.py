@@ -9,16 +9,27 @@ A session is viewable by
     Django session, and counts while it is valid.
 Revoking or expiring the link ends both kinds of viewing at once: validity is checked on
 every request, never copied.
+
+The live socket asks here too (``live_viewer``), by the same rule, except that a browser
+without an account presents its link's token (the share page puts it in the socket's URL)
+rather than the links it remembers. Pages that act on a session (hand-off, sharing,
+speakers) are its owner's alone (``owned_session``).
 """
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from sessions_app.models import CaptureSession, SessionViewer, ShareLink
+from sessions_app.viewers import sharing
 
 # Where an anonymous browser keeps the share links it opened (ids only; the token stays in
 # the URL it was given).
@@ -42,22 +53,20 @@ def remember(request: HttpRequest, link: ShareLink) -> None:
     request.session[LINKS_KEY] = [link.pk, *remembered][:MAX_REMEMBERED_LINKS]
 
 
-def _valid_link(prefix: str = "") -> Q:
-    now = timezone.now()
-    return Q(**{f"{prefix}revoked_at__isnull": True}) & (
-        Q(**{f"{prefix}expires_at__isnull": True}) | Q(**{f"{prefix}expires_at__gt": now})
-    )
+def _shared_links(user: object) -> QuerySet[ShareLink]:
+    """The valid links through which this signed-in user views sessions they do not own."""
+    return ShareLink.objects.valid().filter(viewers__user=user)
 
 
 def viewable(request: HttpRequest) -> QuerySet[CaptureSession]:
     """Every session this request may view, whoever is asking."""
     condition = Q(pk__in=[])
     if request.user.is_authenticated:
-        shared = SessionViewer.objects.filter(user=request.user).filter(_valid_link("link__"))
-        condition = Q(owner=request.user) | Q(pk__in=shared.values("session_id"))
+        shared = _shared_links(request.user).values("session_id")
+        condition = Q(owner=request.user) | Q(pk__in=shared)
     link_ids = request.session.get(LINKS_KEY, []) if hasattr(request, "session") else []
     if link_ids:
-        links = ShareLink.objects.filter(pk__in=link_ids).filter(_valid_link())
+        links = ShareLink.objects.valid().filter(pk__in=link_ids)
         condition |= Q(pk__in=links.values("session_id"))
     return CaptureSession.objects.filter(condition)
 
@@ -80,3 +89,57 @@ def login_or_404(request: HttpRequest) -> HttpResponse | None:
     if can_view_anything(request):
         return None
     return redirect_to_login(request.get_full_path())
+
+
+def owned_session(request: HttpRequest, pk: int) -> CaptureSession:
+    """The session if the signed-in user owns it (the pages that act on it); 404 otherwise,
+    so existence never leaks."""
+    return get_object_or_404(CaptureSession, pk=pk, owner_id=request.user.pk)
+
+
+# --- the live socket --------------------------------------------------------------------------
+
+
+class Refusal(enum.Enum):
+    """Why a live socket may not watch a session."""
+
+    SIGN_IN = "no account and no share link"
+    BAD_LINK = "the share link is unknown, revoked, expired or for another session"
+    NOT_FOUND = "no such session, or not one this user may view"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who may watch a session live, and through which share links (none: its owner)."""
+
+    session: CaptureSession
+    link_ids: frozenset[int]
+    # When viewing ends unless another link grants it then; None: never by itself.
+    expires_at: datetime | None
+
+
+def live_viewer(user: object, session_id: int, token: str = "") -> Viewer | Refusal:
+    """May ``user`` (or whoever holds ``token``) watch session ``session_id`` live?
+
+    A token decides alone (its link must be valid and for this session). Without one, a
+    signed-in user may watch what ``viewable`` lets them open: their own sessions and those
+    they opened a valid share link to.
+    """
+    if token:
+        link = sharing.resolve(token)
+        if link is None or link.session_id != session_id:
+            return Refusal.BAD_LINK
+        return Viewer(link.session, frozenset({link.pk}), link.expires_at)
+    if not getattr(user, "is_authenticated", False):
+        return Refusal.SIGN_IN
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return Refusal.NOT_FOUND
+    if session.owner_id == user.pk:
+        return Viewer(session, frozenset(), None)
+    links = list(_shared_links(user).filter(session_id=session_id))
+    if not links:
+        return Refusal.NOT_FOUND
+    expiries = [link.expires_at for link in links]
+    expires_at = None if None in expiries else max(expiries)
+    return Viewer(session, frozenset(link.pk for link in links), expires_at)

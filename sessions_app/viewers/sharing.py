@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
+from django.db import transaction
 from django.utils import timezone
 
+from sessions_app.live import broadcast
 from sessions_app.models import CaptureSession, ShareLink, User
 
 
@@ -23,9 +26,18 @@ def resolve(token: str) -> ShareLink | None:
 
 
 def revoke(link: ShareLink) -> bool:
-    """Revoke ``link``; True if this call revoked it, False if it already was."""
+    """Revoke ``link``; True if this call revoked it, False if it already was.
+
+    Once that is committed, sockets watching through the link close, not when they next
+    reconnect. Sent even when the link already was revoked: each socket asks access again
+    before it closes, so a repeat closes only what that link alone let in (a signed-in
+    viewer another valid link admits stays).
+    """
     now = timezone.now()
     changed = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
     if changed:
         link.revoked_at = now
+    transaction.on_commit(
+        partial(broadcast.close_sockets, link.session_id, share_link_id=link.pk), robust=True
+    )
     return bool(changed)

@@ -12,7 +12,10 @@
  *    connection, which is replaced; the indicator says live / reconnecting / offline;
  *  - capture health: each stream's age since its last event, and a warning when a channel
  *    of an active session is silent for data-silence-seconds;
- *  - the transcript follows new lines unless the reader scrolled up ("Jump to latest").
+ *  - the transcript follows new lines unless the reader scrolled up ("Jump to latest");
+ *  - the status banner never goes back to an earlier status (data-rank: a late copy), and
+ *    each banner that arrives fires "live-status" on the body, on which the owner's
+ *    status card fetches itself again (templates/sessions_app/session_detail.html).
  * Protocol and close codes: sessions_app/consumers.py.
  */
 (function () {
@@ -157,6 +160,11 @@
     var fragment = event.detail.fragment;
     var incoming = fragment && (fragment.firstElementChild || fragment);
     if (!target || !incoming || !target.dataset || !incoming.dataset) return;
+    if (target.dataset.rank !== undefined && incoming.dataset.rank !== undefined &&
+        num(incoming.dataset.rank, 0) < num(target.dataset.rank, 0)) {
+      event.detail.shouldSwap = false; // a late copy of an earlier status
+      return;
+    }
     if (target.dataset.seq === undefined || incoming.dataset.seq === undefined) return;
     if (num(incoming.dataset.seq, 0) < num(target.dataset.seq, 0)) {
       event.detail.shouldSwap = false; // a late copy of something the page already has newer
@@ -298,12 +306,16 @@
       .catch(function () { /* still offline: keep trying */ });
   }
 
+  var statusArrived = false;
+
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     lastHeard = Date.now();
     var template = document.createElement("template");
     template.innerHTML = event.detail.message;
     Array.prototype.forEach.call(template.content.children, function (incoming) {
-      if (incoming.id === "live-heartbeat") {
+      if (incoming.id === "live-status") {
+        statusArrived = true;
+      } else if (incoming.id === "live-heartbeat") {
         skewMs = num(incoming.dataset.serverMs, Date.now() + skewMs) - Date.now();
       } else if (incoming.id === "live-synced") {
         replaying = false;
@@ -318,6 +330,10 @@
   });
 
   document.addEventListener("htmx:wsAfterMessage", function () {
+    if (statusArrived) {
+      statusArrived = false;
+      htmx.trigger(document.body, "live-status");
+    }
     refreshHealth();
     if (!feed) return;
     if (follow) toLatest();

@@ -1,61 +1,107 @@
-"""Celery is wired: a task published here is run by a real worker and its answer comes back.
+"""Celery is wired: a task published here is run by a real worker, and the retry policy's
+delays grow, spread and stop growing where they should.
 
 The embedded default runs the worker as a thread of this process (copilot.runtime); with
-Redis a separate ``celery -A copilot worker`` process consumes from the broker.
+Redis a separate ``celery -A copilot worker`` process consumes from the broker. There is no
+result backend: a worker is seen to run a task by what the task stores.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
+import socket
 
 import pytest
-from celery.result import allow_join_result
-from django.conf import settings
 
-from copilot.celery import app, ping
-from copilot.runtime import InProcessWorker
-from tests.conftest import ROOT
-
-
-@pytest.fixture
-def in_process_worker(django_db_blocker) -> Iterator[InProcessWorker]:
-    worker = InProcessWorker(app, concurrency=2)
-    with django_db_blocker.unblock():  # Celery's Django fix-up resets connections at start
-        worker.start()
-    yield worker
-    worker.stop()
+from copilot.celery import RETRY_DELAY_MAX_SECONDS, app, retry_delay
+from sessions_app.models import CaptureSession
+from sessions_app.tasks import sync_session
+from tests.conftest import start_worker, wait_until
 
 
-def test_the_in_process_worker_runs_a_published_task(in_process_worker: InProcessWorker) -> None:
-    # A worker thread in this process marks joins as blocking; the test is not a task.
-    with allow_join_result():
-        assert ping.delay().get(timeout=10) == "pong"
+def forgotten_session(make_session, owner) -> CaptureSession:
+    """A session VideoDB (the emulator) has never heard of: re-reading it marks it failed."""
+    return make_session(owner, videodb_id="cap-forgotten", status=CaptureSession.Status.ACTIVE)
 
 
-def test_the_retry_policy_backs_off_with_jitter() -> None:
-    assert ping.retry_backoff and ping.retry_jitter
-    assert ping.max_retries >= 5
+def status_of(session: CaptureSession) -> str:
+    return CaptureSession.objects.get(pk=session.pk).status
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(60)
+def test_the_in_process_worker_runs_a_published_task(
+    videodb, make_session, owner, in_process_worker
+) -> None:
+    session = forgotten_session(make_session, owner)
+    sync_session.delay(session.pk)
+    wait_until(lambda: status_of(session) == "failed", what="the worker to run sync_session")
+
+
+def test_tasks_are_acknowledged_late_and_no_result_is_kept() -> None:
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.result_backend is None and app.conf.task_ignore_result
+    assert sync_session.max_retries == 8
 
 
 @pytest.mark.services
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(90)
-def test_a_separate_worker_process_runs_tasks_through_redis(tmp_path) -> None:
+def test_a_separate_worker_process_answers_ping_and_runs_tasks_through_redis(
+    videodb, make_session, owner, tmp_path, settings
+) -> None:
     assert settings.CELERY_BROKER_URL.startswith("redis")
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "copilot", "worker", "--pool", "solo",
-         "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(tmp_path, VIDEODB_BASE_URL=videodb.base_url, VIDEODB_API_KEY=None)
     try:
-        with allow_join_result():
-            assert ping.delay().get(timeout=60) == "pong"
+        # What docker compose's health check asks (`celery inspect ping`): no backend needed.
+        name = f"worker@{socket.gethostname()}"
+        replies = wait_until(
+            lambda: app.control.ping(destination=[name], timeout=1.0), timeout=60, what="a pong"
+        )
+        assert replies == [{name: {"ok": "pong"}}]
+        session = forgotten_session(make_session, owner)
+        sync_session.delay(session.pk)
+        wait_until(lambda: status_of(session) == "failed", what="the worker to run sync_session")
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
-        log.close()
+        worker.stop()
+
+
+# --- the delay before a retry -------------------------------------------------------------
+
+
+def delays(retries: int, count: int = 400) -> list[float]:
+    return [retry_delay(retries) for _ in range(count)]
+
+
+def test_each_retry_may_wait_twice_as_long_as_the_one_before(settings) -> None:
+    settings.TASK_RETRY_BASE_SECONDS = 2
+    for retries, ceiling in [(0, 2), (1, 4), (2, 8), (3, 16), (5, 64), (7, 256)]:
+        sample = delays(retries)
+        assert all(0 <= d <= ceiling for d in sample), retries
+        # 400 draws all below 90 % of the ceiling would happen once in 10^18 runs.
+        assert max(sample) > 0.9 * ceiling, retries
+
+
+def test_no_retry_waits_longer_than_five_minutes(settings) -> None:
+    settings.TASK_RETRY_BASE_SECONDS = 2
+    assert RETRY_DELAY_MAX_SECONDS == 300
+    for retries in (8, 9, 20, 1000):
+        sample = delays(retries)
+        assert all(0 <= d <= 300 for d in sample), retries
+        assert max(sample) > 270, retries
+
+
+def test_the_jitter_is_full_anywhere_from_zero_to_the_ceiling(settings) -> None:
+    settings.TASK_RETRY_BASE_SECONDS = 2
+    sample = delays(5)  # ceiling 64 s
+    assert min(sample) < 6.4 and max(sample) > 57.6
+    assert 140 < sum(d < 32 for d in sample) < 260  # about half below the middle
+    assert len(set(sample)) > 390  # spread, not a few fixed steps
+
+
+def test_the_first_delay_comes_from_task_retry_base_seconds(settings) -> None:
+    settings.TASK_RETRY_BASE_SECONDS = 5
+    assert 4.5 < max(delays(0)) <= 5
+    assert 9 < max(delays(1)) <= 10
+    settings.TASK_RETRY_BASE_SECONDS = 0
+    assert set(delays(3)) == {0}

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.db.models import F
+from django.test import Client
 from django.utils import timezone
 
 from sessions_app.models import (
@@ -27,8 +28,6 @@ HOSTILE = '<img src=x onerror=alert(1)> <b hx-get="/x" hx-trigger="load">x</b> <
 
 def session_cookie(user) -> str:
     """The session cookie a logged-in browser would send."""
-    from django.test import Client
-
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"

@@ -381,6 +381,49 @@ def test_the_session_changelist_counts_streams_and_alerts(staff_client: Client, 
     assert '<td class="field-alert_count">1</td>' in response.text
 
 
+def test_the_session_changelist_counts_only_alerts_that_fired_like_the_session_list(
+    staff_client: Client, world
+) -> None:
+    # VideoDB also reports a rule that was checked and did not fire: not an alert to count.
+    Alert.objects.create(
+        session=world["session"],
+        stream=world["stream"],
+        label="pricing_shared",
+        triggered=False,
+        start_ms=T0 + 5_000,
+        end_ms=T0 + 6_000,
+    )
+    response = staff_client.get(admin_url(CaptureSession, "changelist"))
+    assert '<td class="field-alert_count">1</td>' in response.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "event_kept"),
+    [({"prompt": "Someone shares the price list"}, False), ({"target": "audio"}, True)],
+    ids=["prompt", "target"],
+)
+def test_editing_a_rule_in_the_admin_drops_its_videodb_event_as_the_rules_page_does(
+    staff_client: Client, world, changes: dict[str, str], event_kept: bool
+) -> None:
+    rule = world["rule"]
+    AlertRule.objects.filter(pk=rule.pk).update(videodb_event_id="evt-1")
+    form = {
+        "owner": rule.owner_id,
+        "label": rule.label,
+        "prompt": rule.prompt,
+        "target": rule.target,
+        "is_enabled": "on",
+        "created_at_0": "2025-01-01",
+        "created_at_1": "10:00:00",
+        **changes,
+    }
+    response = staff_client.post(admin_url(rule, "change"), form)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    rule.refresh_from_db()
+    assert {name: getattr(rule, name) for name in changes} == changes
+    assert rule.videodb_event_id == ("evt-1" if event_kept else "")
+
+
 # --- actions and filters ------------------------------------------------------------------
 
 

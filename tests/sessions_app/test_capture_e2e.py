@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions_app import capture, gateway
+from sessions_app import gateway
+from sessions_app.capture import handoff
 from sessions_app.models import (
     Alert,
     AlertRule,
@@ -119,7 +120,7 @@ def stack(emulator, settings, tmp_path: Path) -> Iterator[dict]:
 
 
 def new_session(owner, *, rule: AlertRule | None = None) -> CaptureSession:
-    return capture.create_session(
+    return handoff.create_session(
         owner,
         title="Pricing review",
         audio_prompt="Extract key decisions and action items",
@@ -129,7 +130,7 @@ def new_session(owner, *, rule: AlertRule | None = None) -> CaptureSession:
 
 
 def play(emulator, session: CaptureSession, speed: float = 1.0) -> None:
-    token = capture.mint_client_token(session).token
+    token = handoff.mint_client_token(session).token
     emulator.control.simulate(session.videodb_id, TINY_MEETING, speed=speed, client_token=token)
 
 

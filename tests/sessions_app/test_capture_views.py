@@ -8,7 +8,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from sessions_app.models import AlertRule, CaptureSession
+from sessions_app.models import Alert, AlertRule, CaptureSession
 
 pytestmark = pytest.mark.django_db
 
@@ -131,19 +131,18 @@ class TestDesktopHandOff:
 
 
 class TestStatus:
-    def test_the_status_fragment_polls_while_live_and_stops_when_ended(
+    def test_the_status_fragment_refreshes_when_the_state_is_pushed_and_never_polls(
         self, created, owner_client
     ) -> None:
         url = reverse("session-status", args=[created.pk])
         live = owner_client.get(url)
-        assert live.status_code == 200 and 'hx-trigger="every 3s"' in live.content.decode()
+        body = live.content.decode()
+        assert live.status_code == 200 and 'hx-trigger="live-status from:body"' in body
+        assert "every " not in body
         CaptureSession.objects.filter(pk=created.pk).update(
             status="failed", error={"message": "Mic lost"}
         )
-        ended = owner_client.get(url)
-        assert ended.status_code == 286  # htmx: stop polling
-        body = ended.content.decode()
-        assert "Mic lost" in body and "hx-trigger" not in body
+        assert "Mic lost" in owner_client.get(url).content.decode()
 
     def test_text_from_videodb_is_escaped(self, created, owner_client) -> None:
         CaptureSession.objects.filter(pk=created.pk).update(
@@ -221,6 +220,32 @@ class TestAlertRules:
         url = reverse(name, args=[rule.pk])
         assert client.post(url, {"label": "x"}).status_code == 404
         assert AlertRule.objects.get().label == "pricing"
+
+    def test_the_list_counts_the_alerts_each_rule_fired(
+        self, owner_client, owner, meeting, mic
+    ) -> None:
+        rule = AlertRule.objects.create(owner=owner, label="pricing", prompt="Price talk")
+        for start_ms, triggered in ((1000, True), (2000, True), (3000, False)):
+            Alert.objects.create(
+                session=meeting, stream=mic, rule=rule, label="pricing", triggered=triggered,
+                start_ms=start_ms, end_ms=start_ms + 500,
+            )  # fmt: skip
+        body = owner_client.get(reverse("rule-list")).content.decode()
+        row = body.split(f'<tr id="rule-{rule.pk}"')[1].split("</tr>")[0]
+        assert "<td>2</td>" in row
+
+    def test_editing_only_the_target_or_switch_keeps_the_videodb_event(
+        self, owner_client, owner
+    ) -> None:
+        rule = AlertRule.objects.create(
+            owner=owner, label="pricing", prompt="Price talk", videodb_event_id="evt-1"
+        )
+        owner_client.post(
+            reverse("rule-edit", args=[rule.pk]),
+            {"label": "pricing", "prompt": "Price talk", "target": "visual"},
+        )
+        rule.refresh_from_db()
+        assert (rule.target, rule.is_enabled, rule.videodb_event_id) == ("visual", False, "evt-1")
 
     def test_the_list_shows_only_my_rules(self, owner_client, owner, stranger) -> None:
         AlertRule.objects.create(owner=owner, label="mine", prompt="My rule text")

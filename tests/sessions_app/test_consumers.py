@@ -6,21 +6,26 @@ the close codes and the fragments that arrive, and with ``receive_nothing`` what
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
+from django.db import connections, transaction
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from copilot.asgi import application
-from sessions_app import live, sharing
 from sessions_app.consumers import MAX_MESSAGE_BYTES
-from sessions_app.models import ShareLink
+from sessions_app.live import broadcast
+from sessions_app.models import SessionViewer, ShareLink
+from sessions_app.viewers import sharing
 from tests.sessions_app.conftest import fire, note, say, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
@@ -66,6 +71,19 @@ async def closed_with(communicator: WebsocketCommunicator) -> int:
     return message["code"]
 
 
+def opened_share_page(user, link: ShareLink) -> None:
+    """``user``, signed in, opens ``link``'s share page: the session is shared with them."""
+    client = Client()
+    client.force_login(user)
+    assert client.get(reverse("share-page", args=[link.token])).status_code == 200
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 async def resume(communicator: WebsocketCommunicator, last_seq: int) -> list[str]:
     """Send a resume and collect the fragments up to the synced marker."""
     await communicator.send_to(text_data=json.dumps({"type": "resume", "last_seq": last_seq}))
@@ -92,7 +110,9 @@ class TestWhoMayConnect:
     ) -> None:
         communicator = await opened(await socket(meeting.pk, user=owner))
         segment = await sync_to_async(say)(mic, "Shipping on Friday", 1000)
-        await live.apublish(meeting.pk, [await sync_to_async(live.message)(segment, meeting)])
+        await broadcast.apublish(
+            meeting.pk, [await sync_to_async(broadcast.message)(segment, meeting)]
+        )
         fragment = await communicator.receive_from(timeout=5)
         assert f'id="seg-{segment.pk}"' in fragment
         assert 'hx-swap-oob="true"' in fragment
@@ -104,7 +124,9 @@ class TestWhoMayConnect:
     ) -> None:
         communicator = await opened(await socket(meeting.pk, share=share_link.token))
         segment = await sync_to_async(say)(mic, "Welcome, everyone", 1000)
-        await live.apublish(meeting.pk, [await sync_to_async(live.message)(segment, meeting)])
+        await broadcast.apublish(
+            meeting.pk, [await sync_to_async(broadcast.message)(segment, meeting)]
+        )
         assert "Welcome, everyone" in await communicator.receive_from(timeout=5)
         await communicator.disconnect()
 
@@ -144,6 +166,29 @@ class TestWhoMayConnect:
     async def test_an_expired_link_is_refused(self, meeting, expired_link) -> None:
         assert await refused(await socket(meeting.pk, share=expired_link.token)) == 4403
 
+    async def test_a_signed_in_user_who_opened_a_share_link_is_accepted_without_its_token(
+        self, meeting, mic, share_link, make_user
+    ) -> None:
+        # The rule the history pages follow (sessions_app/viewers/access.py), on the socket too.
+        vera = await sync_to_async(make_user)("vera")
+        await sync_to_async(opened_share_page)(vera, share_link)
+        communicator = await opened(await socket(meeting.pk, user=vera))
+        segment = await sync_to_async(say)(mic, "Welcome, Vera", 1000)
+        await broadcast.apublish(
+            meeting.pk, [await sync_to_async(broadcast.message)(segment, meeting)]
+        )
+        assert "Welcome, Vera" in await communicator.receive_from(timeout=5)
+        await communicator.disconnect()
+
+    async def test_a_signed_in_user_whose_shared_link_was_revoked_is_refused(
+        self, meeting, share_link, make_user
+    ) -> None:
+        vera = await sync_to_async(make_user)("vera")
+        await sync_to_async(opened_share_page)(vera, share_link)
+        await sync_to_async(sharing.revoke)(share_link)
+        assert await SessionViewer.objects.filter(user=vera).aexists()
+        assert await refused(await socket(meeting.pk, user=vera)) == 4404
+
     async def test_a_page_on_another_site_is_refused_even_with_the_owners_cookie(
         self, owner, meeting
     ) -> None:
@@ -174,6 +219,65 @@ class TestRevoking:
         assert await refused(await socket(meeting.pk, share=share_link.token)) == 4403
         await other_viewer.disconnect()
         await owners_page.disconnect()
+
+    async def test_revoking_from_the_admin_closes_the_links_open_sockets(
+        self, owner, staff, meeting, share_link
+    ) -> None:
+        other_link = await sync_to_async(sharing.create_link)(meeting, owner)
+        revoked_viewer = await opened(await socket(meeting.pk, share=share_link.token))
+        other_viewer = await opened(await socket(meeting.pk, share=other_link.token))
+
+        action = {"action": "revoke_links", "_selected_action": [share_link.pk]}
+        staff_client = await sync_to_async(signed_in)(staff)
+        response = await sync_to_async(staff_client.post)(
+            reverse("admin:sessions_app_sharelink_changelist"), action
+        )
+        assert response.status_code == 302
+
+        assert await closed_with(revoked_viewer) == 4403
+        assert await other_viewer.receive_nothing(timeout=0.3)
+        await other_viewer.disconnect()
+
+    async def test_sockets_close_once_the_revocation_is_committed_not_before(
+        self, meeting, share_link
+    ) -> None:
+        viewer = await opened(await socket(meeting.pk, share=share_link.token))
+        commit = threading.Event()
+
+        def revoke_in_a_slow_transaction() -> None:
+            try:
+                with transaction.atomic():
+                    sharing.revoke(share_link)
+                    assert commit.wait(timeout=5)
+            finally:
+                connections.close_all()
+
+        # Another thread, as another request would be: the socket's own checks read the
+        # database meanwhile and see the link still valid until the revocation commits.
+        revoking = asyncio.ensure_future(
+            sync_to_async(revoke_in_a_slow_transaction, thread_sensitive=False)()
+        )
+        assert await viewer.receive_nothing(timeout=0.3)
+        commit.set()
+        await revoking
+        assert await closed_with(viewer) == 4403
+
+    async def test_revoking_closes_a_signed_in_viewers_socket_unless_another_link_lets_them_in(
+        self, owner, meeting, share_link, make_user
+    ) -> None:
+        vera = await sync_to_async(make_user)("vera")
+        second_link = await sync_to_async(sharing.create_link)(meeting, owner)
+        await sync_to_async(opened_share_page)(vera, share_link)
+        await sync_to_async(opened_share_page)(vera, second_link)
+        communicator = await opened(await socket(meeting.pk, user=vera))
+
+        await sync_to_async(sharing.revoke)(share_link)
+        assert await communicator.receive_nothing(timeout=0.3)  # the second link still counts
+        await communicator.send_json_to({"type": "ping"})
+        assert "live-heartbeat" in await communicator.receive_from(timeout=5)
+
+        await sync_to_async(sharing.revoke)(second_link)
+        assert await closed_with(communicator) == 4403
 
     async def test_a_link_that_expires_while_open_closes_its_socket(
         self, owner, meeting, settings
@@ -226,10 +330,12 @@ class TestResume:
         assert item_ids(fragments) == [f"seg-{final.pk}"]
         # The relay's messages for both changes arrive after the replay: both are covered.
         stale = {"type": "live.update", "seq": interim.seq, "html": "<li>interim</li>"}
-        await live.apublish(meeting.pk, [stale])
+        await broadcast.apublish(meeting.pk, [stale])
         assert await communicator.receive_nothing(timeout=0.3)
         newer = await sync_to_async(say)(mic, "Next point", 5000)
-        await live.apublish(meeting.pk, [await sync_to_async(live.message)(newer, meeting)])
+        await broadcast.apublish(
+            meeting.pk, [await sync_to_async(broadcast.message)(newer, meeting)]
+        )
         assert f'id="seg-{newer.pk}"' in await communicator.receive_from(timeout=5)
         await communicator.disconnect()
 
@@ -313,3 +419,29 @@ class TestMessages:
             assert f"innerHTML:.speaker[data-stream='{mic.pk}']" in fragment
             assert ">Priya<" in fragment
             await communicator.disconnect()
+
+
+class TestSigningOut:
+    async def test_signing_out_closes_that_users_sockets_and_no_one_elses(
+        self, owner, stranger, meeting, make_session, share_link
+    ) -> None:
+        theirs = await sync_to_async(make_session)(stranger)
+        owners_page = await opened(await socket(meeting.pk, user=owner))
+        # The owner's browser also watches someone else's meeting through its share link.
+        their_link = await sync_to_async(sharing.create_link)(theirs, stranger)
+        owners_view_of_theirs = await opened(
+            await socket(theirs.pk, user=owner, share=their_link.token)
+        )
+        strangers_page = await opened(await socket(theirs.pk, user=stranger))
+        anonymous_viewer = await opened(await socket(meeting.pk, share=share_link.token))
+
+        owners_browser = await sync_to_async(signed_in)(owner)
+        response = await sync_to_async(owners_browser.post)(reverse("logout"))
+        assert response.status_code in {200, 302}
+
+        assert await closed_with(owners_page) == 4401
+        assert await closed_with(owners_view_of_theirs) == 4401
+        assert await strangers_page.receive_nothing(timeout=0.3)
+        assert await anonymous_viewer.receive_nothing(timeout=0.1)
+        await strangers_page.disconnect()
+        await anonymous_viewer.disconnect()

@@ -9,6 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
+from videodb.exceptions import InvalidRequestError
 
 from sessions_app import gateway
 from tests.conftest import TINY_MEETING
@@ -154,8 +155,6 @@ def test_a_bad_query_is_a_permanent_error_naming_the_problem(videodb) -> None:
 def test_videodb_answering_no_results_found_is_an_empty_list_not_an_error(
     videodb, monkeypatch
 ) -> None:
-    from videodb.exceptions import InvalidRequestError
-
     def no_results(*args: object, **kwargs: object) -> None:
         raise InvalidRequestError("Invalid request: No results found")
 

@@ -12,8 +12,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import sharing
 from sessions_app.models import CaptureSession, SessionViewer
+from sessions_app.viewers import sharing
 from tests.sessions_app.conftest import HOSTILE, fire, note, say
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 
-from sessions_app import live
+from sessions_app.live import broadcast
 from tests.conftest import start_server
 from tests.sessions_app.conftest import say, session_cookie
 
@@ -51,7 +51,7 @@ async def test_a_viewer_idle_for_two_minutes_stays_connected(
                     next_ping += PING_EVERY
 
             segment = await sync_to_async(say)(mic, "Back from the break.", 1000, final=True)
-            await sync_to_async(live.publish)(meeting, [live.message(segment, meeting)])
+            await sync_to_async(broadcast.publish)(meeting, [broadcast.message(segment, meeting)])
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 message = await ws.receive(timeout=deadline - time.monotonic())

@@ -18,8 +18,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from sessions_app import live, sharing
+from sessions_app.live import broadcast
 from sessions_app.models import CaptureSession, RTStream, User
+from sessions_app.viewers import sharing
 from tests.browser import contrast, log_in, orm, problems
 from tests.conftest import PASSWORD
 from tests.sessions_app.conftest import HOSTILE, fire, say
@@ -38,7 +39,7 @@ AT_BOTTOM = (
 
 def push(session: CaptureSession, *items) -> None:
     """What the relay does after storing: publish each item's fragment to the session."""
-    orm(lambda: live.publish(session, [live.message(item, session) for item in items]))
+    orm(lambda: broadcast.publish(session, [broadcast.message(item, session) for item in items]))
 
 
 def until(page: Page, script: str, timeout: float = 10.0) -> None:
@@ -170,7 +171,7 @@ def test_after_a_network_drop_the_page_resumes_without_gaps_or_duplicates(
             fire(mic, "deadline", start + 7_500),
         ]
         if settings.REDIS_URL:  # the relay publishes; a browser that is away misses them
-            live.publish(session, [live.message(item, session) for item in said])
+            broadcast.publish(session, [broadcast.message(item, session) for item in said])
         return said
 
     said = orm(meanwhile)
@@ -276,7 +277,7 @@ def test_a_viewer_watches_read_only_and_is_disconnected_when_the_link_is_revoked
 
     def revoke() -> None:
         sharing.revoke(link)
-        live.close_sockets(session.pk, share_link_id=link.pk)
+        broadcast.close_sockets(session.pk, share_link_id=link.pk)
 
     orm(revoke)
     page.wait_for_selector('#connection[data-state="closed"]', timeout=10_000)

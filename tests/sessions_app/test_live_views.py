@@ -8,7 +8,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from sessions_app import live
+from sessions_app.live import broadcast
 from sessions_app.models import CaptureSession, RTStream
 from tests.sessions_app.conftest import HOSTILE, fire, note, say
 
@@ -80,15 +80,14 @@ class TestOwnersLivePage:
         client.force_login(stranger)
         assert client.get(reverse("session-detail", args=[meeting.pk])).status_code == 404
 
-    def test_the_status_poll_also_refreshes_the_live_banner(self, owner_client, meeting) -> None:
+    def test_the_status_card_leaves_the_banner_to_the_socket(self, owner_client, meeting) -> None:
         html = owner_client.get(reverse("session-status", args=[meeting.pk])).content.decode()
-        assert 'id="live-status"' in html and 'hx-swap-oob="true"' in html
-        assert 'data-session-status="active"' in html
+        assert 'id="session-status"' in html and 'id="live-status"' not in html
 
     def test_a_channel_that_appears_later_has_a_place_in_the_health_panel(
         self, meeting, mic
     ) -> None:
-        row = live.render_health(mic, session=meeting)
+        row = broadcast.render_health(mic, session=meeting)
         assert 'data-list="health"' in row and f'data-order="{mic.pk}"' in row
 
 
@@ -187,9 +186,12 @@ class TestHostileTextFromVideoDB:
             fire(mic, HOSTILE[:128], 3000, text=HOSTILE),
             mic,
         ]
-        rendered = [live.render(item, session=meeting, oob=oob) for item in items
+        rendered = [broadcast.render(item, session=meeting, oob=oob) for item in items
                     for oob in (True, False)]  # fmt: skip
-        rendered += [live.render_health(mic, session=meeting), *live.current_state(meeting)]
+        rendered += [
+            broadcast.render_health(mic, session=meeting),
+            *broadcast.current_state(meeting),
+        ]
         rendered.append(detail(owner_client, meeting))
         for html in rendered:
             assert "<img" not in html

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions_app import capture, gateway
+from sessions_app import gateway
+from sessions_app.capture import handoff
 from sessions_app.models import AlertRule, CaptureSession, RelayConnection, TranscriptSegment
 from tests.browser import log_in, orm
 from tests.conftest import (
@@ -80,7 +81,7 @@ def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
         rule = AlertRule.objects.create(
             owner=owner, label="pricing", prompt="Someone discusses the price", target="both"
         )
-        return capture.create_session(
+        return handoff.create_session(
             owner, title="Pricing review", audio_prompt="Decisions", visual_prompt="Screen",
             alert_rules=[rule],
         )  # fmt: skip
@@ -91,7 +92,7 @@ def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
     log_in(page, url, owner.username, detail)
     page.wait_for_selector("#connection[data-state='live']", timeout=15_000)
 
-    token = orm(lambda: capture.mint_client_token(session).token)
+    token = orm(lambda: handoff.mint_client_token(session).token)
     emulator.control.simulate(session.videodb_id, TINY_MEETING, speed=0.5, client_token=token)
 
     # Interim text appears, and the same line becomes final in place.

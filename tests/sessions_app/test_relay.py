@@ -1,15 +1,21 @@
-"""The relay against the emulator: every event stored once, and nothing missing at the end
-even when VideoDB's socket drops in the middle of the meeting."""
+"""The relay: every event from VideoDB's socket stored once and shown, nothing missing at the
+end even when the socket drops mid-meeting or the database is away for a while, and a lane
+per stream only while that stream is in use."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from django.db import OperationalError, connection
+from django.utils import timezone
 
-from sessions_app import capture, lifecycle
+from sessions_app import gateway
+from sessions_app import relay as relay_module
+from sessions_app.live import ingest
 from sessions_app.models import (
     CaptureSession,
     Insight,
@@ -17,69 +23,35 @@ from sessions_app.models import (
     StreamOperation,
     TranscriptSegment,
 )
-from sessions_app.relay import EventError, Relay, parse_event
-from tests.conftest import TINY_MEETING, wait_until
+from sessions_app.relay import Relay
+from tests.conftest import wait_until
+from tests.sessions_app.meetings import remote_truth, start_meeting, stored
+from tests.sessions_app.watching import GroupWatch
 
 
-class TestParsingEvents:
-    def event(self, channel: str = "transcript", **data) -> dict:
-        body = {"text": "Let's review", "is_final": False, "start": 1000, "end": 1500}
-        body.update(data)
-        return {"channel": channel, "rtstream_id": "rts-1", "rtstream_name": "mic:default",
-                "data": body}  # fmt: skip
+class ScriptedSocket:
+    """VideoDB's event socket with the test playing VideoDB: it delivers what ``send`` is
+    given. For what the emulator will not send: junk, and events on cue."""
 
-    def test_a_transcript_event_becomes_a_transcript_input(self) -> None:
-        parsed = parse_event(self.event(is_final=True))
-        assert (parsed.rtstream_id, parsed.payload.text, parsed.payload.is_final) == (
-            "rts-1",
-            "Let's review",
-            True,
-        )
+    connection_id = "ws-scripted"
 
-    @pytest.mark.parametrize(
-        ("channel", "kind"), [("visual_index", "visual"), ("scene_index", "visual"),
-                              ("audio_index", "audio")],
-    )  # fmt: skip
-    def test_index_channels_become_insights_of_their_kind(self, channel: str, kind: str) -> None:
-        assert parse_event(self.event(channel)).payload.kind == kind
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue()
 
-    def test_an_alert_keeps_label_and_confidence(self) -> None:
-        parsed = parse_event(self.event("alert", label="pricing", confidence=0.9))
-        assert (parsed.payload.label, parsed.payload.confidence) == ("pricing", 0.9)
+    async def events(self) -> Any:
+        while True:
+            yield await self.queue.get()
 
-    def test_lifecycle_messages_are_left_to_the_webhooks(self) -> None:
-        assert parse_event({"channel": "capture_session", "event": "x"}) is None
-        assert parse_event({"raw": "not json"}) is None
-
-    @pytest.mark.parametrize(
-        ("event", "message"),
-        [
-            ([1, 2], "not a JSON object"),
-            ({"channel": "gossip"}, "unknown channel"),
-            ({"channel": "transcript", "data": {}}, "rtstream_id"),
-            ({"channel": "transcript", "rtstream_id": "r", "data": "x"}, "data must be an object"),
-            ({"channel": "transcript", "rtstream_id": "r", "data": {"text": "a", "start": "x"}},
-             "data.start"),
-            ({"channel": "transcript", "rtstream_id": "r",
-              "data": {"text": "a", "start": 1, "is_final": "yes"}}, "is_final"),
-            ({"channel": "transcript", "rtstream_id": "r", "data": {"text": "", "start": 1}},
-             "data.text"),
-            ({"channel": "alert", "rtstream_id": "r", "data": {"start": 1, "confidence": 0.5}},
-             "data.label"),
-            ({"channel": "alert", "rtstream_id": "r",
-              "data": {"label": "x", "start": 1, "confidence": 7}}, "confidence"),
-        ],
-    )  # fmt: skip
-    def test_malformed_events_are_refused_with_the_reason(self, event, message: str) -> None:
-        with pytest.raises(EventError, match=message):
-            parse_event(event)
+    async def close(self) -> None:
+        return None
 
 
 class RunningRelay:
     """The relay's own event loop in a thread, as in ``manage.py relay``."""
 
-    def __init__(self) -> None:
+    def __init__(self, socket: ScriptedSocket | None = None) -> None:
         self.relay = Relay(0)
+        self.socket = socket
         self.loop = asyncio.new_event_loop()
         self.stop = asyncio.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -87,11 +59,19 @@ class RunningRelay:
     def _run(self) -> None:
         self.loop.run_until_complete(self.relay.run(self.stop))
 
-    def start(self) -> None:
+    def start(self) -> RunningRelay:
         self.thread.start()
         wait_until(
             lambda: RelayConnection.objects.exclude(connection_id="").exists(), 20, "the relay"
         )
+        return self
+
+    def send(self, *events: Any) -> None:
+        for event in events:
+            self.loop.call_soon_threadsafe(self.socket.queue.put_nowait, event)
+
+    def lanes(self) -> set[str]:
+        return set(self.relay._lanes)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)
@@ -101,52 +81,42 @@ class RunningRelay:
 
 @pytest.fixture
 def relay(videodb, transactional_db) -> Iterator[RunningRelay]:
-    running = RunningRelay()
-    running.start()
+    running = RunningRelay().start()
     yield running
     running.close()
 
 
-def remote_truth(videodb, session: CaptureSession) -> tuple[set, set]:
-    """Everything VideoDB stored for the session: final segments and index records."""
-    conn = videodb.connect()
-    segments, records = set(), set()
-    for stream in session.streams.all():
-        remote = conn.get_collection().get_rtstream(stream.videodb_id)
-        for segment in remote.get_transcript(page_size=1000).get("segments", []):
-            segments.add((stream.videodb_id, segment["start"], segment["text"]))
-        for index in remote.list_scene_indexes():
-            kind = "audio" if index.extraction_type == "transcript" else "visual"
-            for record in index.get_scenes(page_size=1000)["scenes"]:
-                records.add((stream.videodb_id, kind, record["start"], record["text"]))
-    return segments, records
+@pytest.fixture
+def scripted(transactional_db, monkeypatch) -> Iterator[Callable[..., RunningRelay]]:
+    """Start a relay on a scripted socket, with some of its timings changed first."""
+    started: list[RunningRelay] = []
+
+    def start(**timings: float) -> RunningRelay:
+        for name, value in timings.items():
+            monkeypatch.setattr(relay_module, name, value)
+        socket = ScriptedSocket()
+
+        async def open_event_socket() -> ScriptedSocket:
+            return socket
+
+        monkeypatch.setattr(gateway, "open_event_socket", open_event_socket)
+        started.append(RunningRelay(socket).start())
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
 
 
-def stored(session: CaptureSession) -> tuple[set, set]:
-    segments = set(
-        TranscriptSegment.objects.filter(session=session, is_final=True).values_list(
-            "stream__videodb_id", "start_ms", "text"
-        )
-    )
-    insights = set(
-        Insight.objects.filter(session=session).values_list(
-            "stream__videodb_id", "kind", "start_ms", "text"
-        )
-    )
-    return segments, insights
+def said(stream, text: str, start: int, *, final: bool = True) -> dict:
+    data = {"text": text, "is_final": final, "start": start, "end": start + 900}
+    return {"channel": "transcript", "rtstream_id": stream.videodb_id, "data": data}
 
 
 @pytest.mark.timeout(120)
 def test_nothing_is_missing_after_the_socket_drops_mid_meeting(relay, videodb, owner) -> None:
-    session = capture.create_session(
-        owner, title="Drop test", audio_prompt="Decisions", visual_prompt="Screen"
-    )
-    token = capture.mint_client_token(session).token
-    videodb.control.simulate(session.videodb_id, TINY_MEETING, speed=1, client_token=token)
-    videodb.control.wait_for_status(session.videodb_id, "active")
-    lifecycle.sync_session(session.pk)
-    lifecycle.start_ai(session.pk)
     first_id = relay.relay.connection_id
+    session = start_meeting(videodb, owner)
     assert set(StreamOperation.objects.values_list("ws_connection_id", flat=True)) == {first_id}
 
     # Someone speaks, then VideoDB's socket goes away mid-sentence.
@@ -174,10 +144,125 @@ def test_nothing_is_missing_after_the_socket_drops_mid_meeting(relay, videodb, o
     assert len(seqs) == len(set(seqs))
 
 
+@pytest.mark.timeout(120)
+def test_events_the_database_refused_are_backfilled_once_it_answers(
+    videodb, transactional_db, owner, monkeypatch
+) -> None:
+    # The database going away: our one store function fails as Django reports an outage.
+    # (Stopping the real database would take the test's own connection with it.)
+    outage = threading.Event()
+    real_store = ingest.store
+
+    def store(*args: Any, **kwargs: Any) -> Any:
+        if outage.is_set():
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store", store)
+    monkeypatch.setattr(relay_module, "STORE_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(relay_module, "HEARTBEAT_SECONDS", 0.3)
+    running = RunningRelay().start()
+    try:
+        outage.set()
+        session = start_meeting(videodb, owner)
+        videodb.control.wait_for_meeting(session.videodb_id, timeout=60)
+        remote = remote_truth(videodb, session)
+        assert remote[0] and remote[1]
+        assert running.relay.stats["unstored"] > 0 and stored(session) == (set(), set())
+
+        outage.clear()
+        wait_until(lambda: stored(session) == remote, 30, "the backfill of the refused events")
+        wait_until(lambda: not running.relay._backfill_due, 5, "the backfill to be done")
+    finally:
+        running.close()
+
+
 @pytest.mark.timeout(60)
-def test_junk_on_the_socket_is_refused_and_the_relay_carries_on(relay, videodb) -> None:
-    for junk in (["x"], {"channel": "transcript"}, {"raw": "<html>"}, {"channel": "alert",
-                 "rtstream_id": "rts-unknown", "data": {"label": "x", "start": 1}}):  # fmt: skip
-        asyncio.run_coroutine_threadsafe(relay.relay.handle(junk), relay.loop).result(10)
+def test_junk_on_the_socket_is_refused_and_the_relay_carries_on(scripted, mic) -> None:
+    relay = scripted()
+    unknown_stream = {"channel": "alert", "rtstream_id": "rts-unknown",
+                      "data": {"label": "x", "start": 1}}  # fmt: skip
+    relay.send(["x"], {"channel": "transcript"}, {"raw": "<html>"}, unknown_stream)
+    relay.send(said(mic, "Still here.", 1000))
+    wait_until(lambda: TranscriptSegment.objects.filter(text="Still here.").exists(), 10, "it")
     assert relay.relay.stats["invalid"] == 2
     assert relay.thread.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_each_event_is_stored_once_and_shown_once(scripted, mic) -> None:
+    relay = scripted()
+    with GroupWatch(mic.session_id) as watch:
+        relay.send(said(mic, "Let's", 1000, final=False), said(mic, "Let's go.", 1000))
+        relay.send(said(mic, "Let's go.", 1000))  # VideoDB repeats itself
+        relay.send(said(mic, "Next.", 3000))  # stored after the repeat: its lane keeps order
+        wait_until(lambda: relay.relay.stats["stored"] == 3, 10, "the changes")
+        assert [m["seq"] for m in watch.received()] == [1, 2, 3]
+        assert TranscriptSegment.objects.get(start_ms=1000).seq == 2
+    mic.refresh_from_db()
+    assert mic.last_event_received_at is not None
+
+
+@pytest.mark.timeout(60)
+def test_a_store_that_fails_is_retried_with_backoff(scripted, mic, monkeypatch) -> None:
+    failures = iter([OperationalError("the database system is starting up")] * 2)
+    real_store = ingest.store
+
+    def store(*args: Any, **kwargs: Any) -> Any:
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store", store)
+    relay = scripted(STORE_RETRY_SECONDS=0.01)
+    relay.send(said(mic, "Third time lucky.", 1000))
+    wait_until(lambda: relay.relay.stats["stored"] == 1, 10, "the event to be stored")
+    assert TranscriptSegment.objects.get().text == "Third time lucky."
+    stats = relay.relay.stats
+    assert (stats["retries"], stats["unstored"], stats["stored"]) == (2, 0, 1)
+    assert not relay.relay._backfill_due
+
+
+@pytest.mark.services
+@pytest.mark.timeout(60)
+def test_connections_the_database_dropped_are_replaced_not_reused(scripted, mic) -> None:
+    relay = scripted(STORE_RETRY_SECONDS=0.05)
+    relay.send(said(mic, "Before the restart.", 1000))
+    wait_until(lambda: TranscriptSegment.objects.count() == 1, 10, "the first event")
+    # What a database restart or a proxy's idle timeout does to the relay's connections.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    relay.send(said(mic, "After it.", 3000), said(mic, "And later.", 5000))
+    wait_until(lambda: TranscriptSegment.objects.count() == 3, 10, "the later events")
+    assert relay.relay.stats["unstored"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_an_idle_lane_is_retired_and_a_later_event_opens_a_new_one(scripted, mic) -> None:
+    relay = scripted(LANE_IDLE_SECONDS=0.2)
+    relay.send(said(mic, "Hello.", 1000))
+    wait_until(lambda: TranscriptSegment.objects.count() == 1, 10, "the first event")
+    wait_until(lambda: not relay.lanes() and not relay.relay._workers, 5, "retirement")
+    relay.send(said(mic, "Again.", 3000))
+    wait_until(lambda: TranscriptSegment.objects.count() == 2, 10, "the later event")
+
+
+@pytest.mark.timeout(60)
+def test_the_lanes_of_an_ended_session_are_retired_at_the_heartbeat(
+    scripted, mic, meeting, make_session, make_stream, owner
+) -> None:
+    relay = scripted(HEARTBEAT_SECONDS=0.1)
+    other = make_stream(make_session(owner, status=CaptureSession.Status.ACTIVE))
+    relay.send(said(mic, "Bye.", 1000), said(other, "Carry on.", 1000))
+    wait_until(lambda: TranscriptSegment.objects.count() == 2, 10, "both events")
+    assert relay.lanes() == {mic.videodb_id, other.videodb_id}
+
+    CaptureSession.objects.filter(pk=meeting.pk).update(status="stopped", ended_at=timezone.now())
+    wait_until(lambda: relay.lanes() == {other.videodb_id}, 5, "the ended session's lane")
+    # Later beats leave the live session's lane alone.
+    beat = RelayConnection.objects.get().heartbeat_at
+    wait_until(lambda: RelayConnection.objects.get().heartbeat_at > beat, 5, "another beat")
+    assert relay.lanes() == {other.videodb_id}

@@ -1,4 +1,6 @@
-"""Tasks and the reconciler, run by a real worker thread against the emulator."""
+"""Tasks and the reconciler, run by a real worker thread against the emulator; VideoDB
+outages are the emulator's injected 5xx answers, retried for real (through the broker by the
+worker, or in-process by ``apply``)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,17 @@ from django.contrib.admin.sites import site
 from django.test import RequestFactory
 from django.utils import timezone
 
-from sessions_app import capture, lifecycle
 from sessions_app.admin import CaptureSessionAdmin, WebhookDeliveryAdmin
-from sessions_app.models import CaptureSession, StreamOperation, WebhookDelivery
-from sessions_app.tasks import reconcile
+from sessions_app.capture import handoff, lifecycle
+from sessions_app.gateway import RetryableGatewayError
+from sessions_app.models import CaptureSession, RTStream, StreamOperation, WebhookDelivery
+from sessions_app.tasks import (
+    process_delivery,
+    reconcile,
+    request_export,
+    start_session_ai,
+    sync_session,
+)
 from tests.conftest import TINY_MEETING, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -20,10 +29,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 @pytest.fixture
 def active(videodb, owner) -> CaptureSession:
-    session = capture.create_session(
+    session = handoff.create_session(
         owner, title="Standup", audio_prompt="Decisions", visual_prompt="Screen"
     )
-    token = capture.mint_client_token(session).token
+    token = handoff.mint_client_token(session).token
     videodb.control.simulate(session.videodb_id, TINY_MEETING, speed=1, client_token=token)
     videodb.control.wait_for_status(session.videodb_id, "active")
     return session
@@ -72,7 +81,7 @@ def test_the_reconciler_repairs_a_session_that_lags_videodb(
 def test_a_permanent_refusal_marks_the_delivery_failed_with_the_reason(
     videodb, owner, in_process_worker, settings
 ) -> None:
-    session = capture.create_session(owner, title="Gone", audio_prompt="", visual_prompt="")
+    session = handoff.create_session(owner, title="Gone", audio_prompt="", visual_prompt="")
     CaptureSession.objects.filter(pk=session.pk).update(videodb_id="cap-does-not-exist")
     delivery = stored_delivery(CaptureSession.objects.get(pk=session.pk), age=timedelta(0))
     settings.RECONCILE_REQUEUE_AFTER_SECONDS = 0
@@ -123,7 +132,7 @@ class _Messages:
 def test_a_session_videodb_no_longer_has_is_marked_failed_and_no_longer_watched(
     videodb, owner, in_process_worker, settings
 ) -> None:
-    session = capture.create_session(owner, title="Forgotten", audio_prompt="", visual_prompt="")
+    session = handoff.create_session(owner, title="Forgotten", audio_prompt="", visual_prompt="")
     CaptureSession.objects.filter(pk=session.pk).update(
         videodb_id="cap-forgotten", updated_at=timezone.now() - timedelta(minutes=5)
     )
@@ -134,3 +143,130 @@ def test_a_session_videodb_no_longer_has_is_marked_failed_and_no_longer_watched(
     )
     assert failed.error["code"] == "not_found_in_videodb"
     assert reconcile()["sessions"] == 0
+
+
+# --- the retry policy, on real VideoDB outages ---------------------------------------------
+
+# The gateway reads one capture session per try; 500 is not retried inside the SDK (502-504
+# are, once), so each injected fault fails exactly one try.
+OUTAGE = 500
+TRIES = process_delivery.max_retries + 1
+
+
+def run_here(task, *args: object) -> object:
+    """Run ``task`` in this thread, its retries too (at once), and return what it returned."""
+    result = task.apply(args=args)
+    if result.failed():
+        raise result.result
+    return result.result
+
+
+@pytest.fixture
+def created(videodb, owner) -> CaptureSession:
+    return handoff.create_session(owner, title="Retro", audio_prompt="", visual_prompt="")
+
+
+@pytest.fixture
+def no_wait(settings) -> None:
+    settings.TASK_RETRY_BASE_SECONDS = 0  # every retry at once: the policy, not the clock
+
+
+def test_a_videodb_outage_is_retried_until_the_delivery_is_processed(
+    created, videodb, in_process_worker, no_wait
+) -> None:
+    delivery = stored_delivery(created, age=timedelta(0))
+    videodb.control.inject_faults(fail_count=3, status=OUTAGE)
+    process_delivery.delay(delivery.pk)
+    done = wait_until(
+        lambda: (d := WebhookDelivery.objects.get(pk=delivery.pk)).outcome == "processed" and d
+    )
+    assert done.attempts == 4 and done.error == ""
+
+
+def test_after_the_last_try_the_delivery_is_marked_failed_with_videodb_s_answer(
+    created, videodb, in_process_worker, no_wait
+) -> None:
+    delivery = stored_delivery(created, age=timedelta(0))
+    videodb.control.inject_faults(fail_count=TRIES + 1, status=OUTAGE)
+    process_delivery.delay(delivery.pk)
+    failed = wait_until(
+        lambda: (d := WebhookDelivery.objects.get(pk=delivery.pk)).outcome == "failed" and d
+    )
+    assert failed.attempts == TRIES
+    assert "injected fault: HTTP 500" in failed.error
+
+
+@pytest.fixture
+def heard_active(active, videodb) -> CaptureSession:
+    """The active session as Copilot knows it (status and streams), its meeting slowed so it
+    does not end during the test."""
+    videodb.control.set_speed(active.videodb_id, 0.01)
+    lifecycle.sync_session(active.pk)
+    return CaptureSession.objects.get(pk=active.pk)
+
+
+def ai_error(session: CaptureSession) -> str:
+    return CaptureSession.objects.get(pk=session.pk).ai_error
+
+
+def test_starting_the_ai_says_it_is_retrying_then_starts_once_videodb_is_back(
+    heard_active, videodb, in_process_worker, no_wait
+) -> None:
+    # The first call fails after a second; the retry's first call also takes a second, long
+    # enough to see the page's message while it waits.
+    videodb.control.inject_faults(fail_count=1, status=OUTAGE, slow_count=2, delay=1.0)
+    start_session_ai.delay(heard_active.pk)
+    wait_until(lambda: ai_error(heard_active).startswith("retrying: VideoDB could not"))
+    wait_until(lambda: StreamOperation.objects.filter(state="started").count() == 5)
+    assert ai_error(heard_active) == ""
+
+
+def test_starting_the_ai_gives_up_after_the_last_try_and_says_so(
+    heard_active, videodb, no_wait
+) -> None:
+    videodb.control.inject_faults(fail_count=TRIES + 1, status=OUTAGE)
+    with pytest.raises(RetryableGatewayError):  # the task ends failed, as the worker logs
+        run_here(start_session_ai, heard_active.pk)
+    assert ai_error(heard_active).startswith("gave up after retries: VideoDB could")
+    assert not StreamOperation.objects.exists()  # every claim released for the reconciler
+    assert videodb.control.state()["faults"]["fail_count"] == 1  # no try after the last
+
+
+def test_a_refusal_to_start_the_ai_is_shown_at_once_without_retrying(
+    heard_active, videodb, no_wait
+) -> None:
+    for n, stream in enumerate(RTStream.objects.filter(session=heard_active)):
+        RTStream.objects.filter(pk=stream.pk).update(videodb_id=f"rts-unknown-{n}")
+    assert run_here(start_session_ai, heard_active.pk) == []
+    assert "not found" in ai_error(heard_active)
+    assert not ai_error(heard_active).startswith(("retrying", "gave up"))
+    counts = videodb.control.request_counts()
+    assert sum(n for call, n in counts.items() if "rts-unknown" in call) == 1
+
+
+def test_re_reading_a_session_through_an_outage_fails_after_the_last_try(
+    created, videodb, no_wait
+) -> None:
+    videodb.control.inject_faults(fail_count=TRIES, status=OUTAGE)
+    assert run_here(sync_session, created.pk) == "failed"
+    assert videodb.control.state()["faults"]["fail_count"] == 0
+    videodb.control.inject_faults(fail_count=TRIES - 1, status=OUTAGE)
+    assert run_here(sync_session, created.pk) == "created"  # the last try got through
+
+
+def test_a_session_videodb_forgot_is_lost_at_once(make_session, owner, videodb, no_wait) -> None:
+    session = make_session(owner, videodb_id="cap-forgotten", status="active")
+    assert run_here(sync_session, session.pk) == "lost"
+    counts = videodb.control.request_counts()
+    assert counts["GET collection/default/capture/session/cap-forgotten"] == 1
+
+
+def test_an_export_is_failed_after_the_last_try_and_refused_at_once(
+    heard_active, videodb, no_wait
+) -> None:
+    # Copilot thinks the session stopped while VideoDB still captures: VideoDB refuses (409).
+    CaptureSession.objects.filter(pk=heard_active.pk).update(status="stopped")
+    assert run_here(request_export, heard_active.pk) == "refused"
+    videodb.control.inject_faults(fail_count=TRIES, status=OUTAGE)
+    assert run_here(request_export, heard_active.pk) == "failed"
+    assert videodb.control.state()["faults"]["fail_count"] == 0

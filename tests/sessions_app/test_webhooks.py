@@ -9,8 +9,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from sessions_app import ingest
+from sessions_app.live import ingest
+from sessions_app.live.events import AlertInput
 from sessions_app.models import Alert, CaptureSession, WebhookDelivery, WebhookRejection
+from tests.sessions_app.watching import GroupWatch
 
 pytestmark = pytest.mark.django_db
 
@@ -199,12 +201,20 @@ class TestAlertCallbacks:
     ) -> None:
         self.post(vdb, mic, self.callback())
         # The relay's path: the WebSocket's alert data carries epoch milliseconds.
-        socket_event = ingest.AlertInput(
+        socket_event = AlertInput(
             label="pricing", start_ms=1710000045100, end_ms=1710000047800, confidence=0.92
         )
-        _, created = ingest.record_alert(mic, socket_event)
-        assert created is False
+        assert ingest.store(mic, socket_event, heard_now=True) is None
         assert Alert.objects.count() == 1
+
+    def test_a_new_alert_is_shown_on_the_open_pages_and_a_repeat_is_not(self, vdb, mic) -> None:
+        with GroupWatch(mic.session_id) as watch:
+            self.post(vdb, mic, self.callback())
+            (pushed,) = watch.received()
+            alert = Alert.objects.get()
+            assert pushed["seq"] == alert.seq and f'id="alert-{alert.pk}"' in pushed["html"]
+            self.post(vdb, mic, self.callback())
+            assert watch.received() == []
 
     def test_a_forged_secret_stores_nothing(self, vdb, mic) -> None:
         response = self.post(vdb, mic, self.callback(), secret="forged")
@@ -218,6 +228,7 @@ class TestAlertCallbacks:
             ({"confidence": 3}, "'confidence' must be between 0 and 1"),
             ({"confidence": "high"}, "'confidence' must be a number"),
             ({"start_time": None}, "'start_time' is required"),
+            ({"start_time": float("nan")}, "'start_time' must be a number"),
             ({"end_time": 1}, "'end_time' must not be before 'start_time'"),
         ],
     )

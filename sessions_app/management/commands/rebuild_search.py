@@ -4,7 +4,7 @@ from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app import search
+from sessions_app.history import search
 from sessions_app.models import CaptureSession
 
 

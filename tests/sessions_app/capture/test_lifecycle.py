@@ -4,19 +4,23 @@ only, streams are refreshed from VideoDB, and every AI operation is started exac
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
-from sessions_app import capture, gateway, lifecycle
+from sessions_app import gateway
+from sessions_app.capture import handoff, lifecycle
+from sessions_app.live import broadcast
 from sessions_app.models import AlertRule, CaptureSession, StreamOperation, WebhookDelivery
 from tests.conftest import TINY_MEETING
+from tests.sessions_app.watching import GroupWatch
 
 S = CaptureSession.Status
 
 
 @pytest.fixture
 def created(videodb, owner) -> CaptureSession:
-    return capture.create_session(
+    return handoff.create_session(
         owner,
         title="Pricing review",
         audio_prompt="Extract key decisions and action items",
@@ -26,7 +30,7 @@ def created(videodb, owner) -> CaptureSession:
 
 def play(videodb, session: CaptureSession, speed: float = 1.0) -> None:
     """The desktop client's part: start capturing with a client token, as a real one would."""
-    token = capture.mint_client_token(session).token
+    token = handoff.mint_client_token(session).token
     videodb.control.simulate(session.videodb_id, TINY_MEETING, speed=speed, client_token=token)
     videodb.control.wait_for_status(session.videodb_id, "active")
 
@@ -63,21 +67,21 @@ class TestCreatingASession:
         settings.VIDEODB_EMULATOR_API_KEY = "not-the-key"
         gateway.reset()
         with pytest.raises(gateway.PermanentGatewayError) as refused:
-            capture.create_session(owner, title="x", audio_prompt="", visual_prompt="")
+            handoff.create_session(owner, title="x", audio_prompt="", visual_prompt="")
         assert refused.value.status == 401
         assert not CaptureSession.objects.exists()
 
     def test_an_outage_is_retryable_and_keeps_nothing(self, videodb, owner) -> None:
         videodb.control.inject_faults(fail_count=10, status=503)
         with pytest.raises(gateway.RetryableGatewayError):
-            capture.create_session(owner, title="x", audio_prompt="", visual_prompt="")
+            handoff.create_session(owner, title="x", audio_prompt="", visual_prompt="")
         assert not CaptureSession.objects.exists()
 
     def test_client_tokens_are_fresh_per_request_and_not_the_api_key(
         self, videodb, created
     ) -> None:
-        first = capture.mint_client_token(created)
-        second = capture.mint_client_token(created)
+        first = handoff.mint_client_token(created)
+        second = handoff.mint_client_token(created)
         assert first.token != second.token
         assert videodb.api_key not in (first.token, second.token)
         assert first.capture_session_id == created.videodb_id
@@ -213,9 +217,96 @@ class TestStartingTheAI:
         assert len(videodb.connect().list_events()) == 1
 
 
+@pytest.mark.django_db
+class TestShowingTheState:
+    """Every change to what the pages show about a session is pushed to them once it is
+    committed: no page polls, and nothing waits for a task to finish."""
+
+    @pytest.fixture
+    def watch(self, created) -> Iterator[GroupWatch]:
+        with GroupWatch(created.pk) as watch:
+            yield watch
+
+    def test_a_status_change_is_shown_on_every_open_page_once_committed(
+        self, videodb, created, django_capture_on_commit_callbacks, watch
+    ) -> None:
+        play(videodb, created)
+        with django_capture_on_commit_callbacks() as on_commit:
+            lifecycle.sync_session(created.pk)
+            assert watch.received() == []  # not before the commit
+        for callback in on_commit:
+            callback()
+        pushed = watch.received()
+        assert {message["seq"] for message in pushed} == {broadcast.UNSEQUENCED}
+        html = "\n".join(message["html"] for message in pushed)
+        assert 'id="live-status"' in html and 'data-session-status="active"' in html
+        for stream in created.streams.all():  # the new streams' speaker and health rows
+            assert f'id="health-{stream.pk}"' in html
+
+    def test_what_changes_nothing_shows_nothing(
+        self, videodb, created, django_capture_on_commit_callbacks, watch
+    ) -> None:
+        play(videodb, created)
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.sync_session(created.pk)
+        assert watch.received()
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.sync_session(created.pk)
+        assert watch.received() == []
+
+    def test_an_export_is_shown(
+        self, videodb, created, django_capture_on_commit_callbacks, watch
+    ) -> None:
+        play(videodb, created, speed=20)
+        videodb.control.wait_for_status(created.videodb_id, "stopped")
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.sync_session(created.pk)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert lifecycle.request_export(created.pk) == "exported"
+        assert 'data-session-status="exported"' in watch.html()
+
+    def test_a_session_videodb_lost_is_shown_as_failed_without_its_error(
+        self, created, django_capture_on_commit_callbacks, watch
+    ) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert lifecycle.record_lost(created.pk, "no capture session cap-secret-detail")
+        html = watch.html()
+        # Share-link viewers are in the group too: VideoDB's error is for the owner's card.
+        assert 'data-session-status="failed"' in html and "cap-secret-detail" not in html
+
+    def test_the_ai_starting_or_failing_tells_the_owners_card_to_refresh(
+        self, videodb, created, django_capture_on_commit_callbacks, watch
+    ) -> None:
+        play(videodb, created)
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.sync_session(created.pk)
+        watch.received()
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.start_ai(created.pk)
+        assert 'id="live-status"' in watch.html()
+        with django_capture_on_commit_callbacks(execute=True):
+            lifecycle.record_ai_failure(created.pk, "retrying: quota of key sk-owner-only")
+        html = watch.html()
+        assert 'id="live-status"' in html and "sk-owner-only" not in html
+
+    def test_a_channel_layer_failure_leaves_the_change_in_place(
+        self, created, django_capture_on_commit_callbacks, monkeypatch, caplog
+    ) -> None:
+        class RedisDown:
+            async def group_send(self, group: str, message: dict) -> None:
+                raise ConnectionError("Error 111 connecting to redis:6379")
+
+        monkeypatch.setattr(broadcast, "get_channel_layer", RedisDown)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert lifecycle.record_lost(created.pk, "gone")
+        created.refresh_from_db()
+        assert created.status == S.FAILED
+        assert "could not publish" in caplog.text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_starts_start_each_operation_once(videodb, owner) -> None:
-    session = capture.create_session(
+    session = handoff.create_session(
         owner, title="Race", audio_prompt="Decisions", visual_prompt="Screen"
     )
     play(videodb, session)

@@ -12,7 +12,7 @@ import srt
 import webvtt
 from django.db.models import F
 
-from sessions_app import exports, record
+from sessions_app.history import exports, record
 from sessions_app.models import CaptureSession, RTStream, ShareLink, TranscriptSegment
 from tests.conftest import ROOT
 from tests.sessions_app.conftest import HOSTILE, fire, note, say

@@ -3,13 +3,14 @@ read in a fixed number of queries."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db.models import F
+from django.db.models import F, Model
 
-from sessions_app import record
-from sessions_app.models import CaptureSession, TranscriptSegment
+from sessions_app.history import record
+from sessions_app.models import CaptureSession, RTStream, TranscriptSegment
 from tests.sessions_app.conftest import fire, note, say
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +60,7 @@ class TestWhatIsInTheRecord:
 
         assert [line.id for line in loaded.lines] == [mine.pk]
         assert loaded.visual == [] and loaded.audio == [] and loaded.alerts == []
-        assert loaded.streams == [mic]
+        assert [stream.id for stream in loaded.streams] == [mic.pk]
 
     def test_each_list_is_in_time_order_then_by_id(
         self, meeting, mic, system_audio, screen
@@ -213,6 +214,31 @@ def test_loading_takes_four_queries_however_many_items_and_streams(
 
     assert len(loaded.lines) == len(loaded.alerts) == 15
     assert set(speakers) == {"Me", "Others", "Screen"}
+
+
+def test_the_record_holds_plain_values_and_no_model_instance(
+    meeting, mic, screen, django_assert_num_queries
+) -> None:
+    RTStream.objects.filter(pk=mic.pk).update(speaker_label="Alice")
+    say(mic, "Roadmap first", 1000, final=True)
+    note(screen, "Slide", 2000, kind="visual")
+    fire(screen, "pricing_shared", 3000)
+    loaded = record.load(CaptureSession.objects.get(pk=meeting.pk))
+
+    def values(value: object) -> list[object]:
+        if dataclasses.is_dataclass(value):
+            return [value, *values([getattr(value, f.name) for f in dataclasses.fields(value)])]
+        if isinstance(value, list | tuple):
+            return [v for item in value for v in values(item)]
+        return [value]
+
+    assert not [v for v in values(loaded) if isinstance(v, Model)]
+    with django_assert_num_queries(0):
+        assert (loaded.session.id, loaded.session.status_label) == (meeting.pk, "Active")
+        assert [(s.id, s.kind_label, s.speaker, s.has_audio) for s in loaded.streams] == [
+            (screen.pk, "Screen", "Screen", False),
+            (mic.pk, "Microphone", "Alice", True),
+        ]
 
 
 @pytest.mark.parametrize(

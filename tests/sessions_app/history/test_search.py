@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions_app import search, search_text
+from sessions_app.history import search, search_text
 from sessions_app.models import SearchEntry, TranscriptSegment
 from tests.sessions_app.conftest import HOSTILE, fire, note, say
 

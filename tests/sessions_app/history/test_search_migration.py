@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from sessions_app import search, search_text
+from sessions_app.history import search, search_text
 from sessions_app.models import SearchEntry
 from tests.sessions_app.conftest import fire, note, say
 

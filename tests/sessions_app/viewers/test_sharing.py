@@ -8,8 +8,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from sessions_app import sharing
 from sessions_app.models import ShareLink
+from sessions_app.viewers import sharing
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,1 @@
+"""Starting and following a capture: sessions, client tokens, webhooks, lifecycle, alert rules."""

@@ -1,0 +1,1 @@
+"""The live path: parse VideoDB events, store each once, recover what was missed, publish."""
