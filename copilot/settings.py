@@ -276,6 +276,21 @@ LIVE_SOCKET_IDLE_SECONDS = env_int("LIVE_SOCKET_IDLE_SECONDS", 60, minimum=2)
 VIDEODB_CLIENT_TOKEN_TTL = env_int("VIDEODB_CLIENT_TOKEN_TTL", 600, minimum=60)
 # How fast "Play a simulated meeting" plays its script (1 = real time), emulator only.
 SIMULATED_MEETING_SPEED = env_float("SIMULATED_MEETING_SPEED", 1.0, minimum=0.1)
+# Meeting intelligence runs on VideoDB's own text generation; this names its model tier
+# ("basic", "pro" or "ultra").
+VIDEODB_TEXT_MODEL = env_str("VIDEODB_TEXT_MODEL", "basic") or "basic"
+# The live brief (sessions_app/intelligence/brief.py): refreshed after BRIEF_MIN_NEW_CHARS of
+# new final speech, or BRIEF_MAX_WAIT_SECONDS after the last brief when anything new was said;
+# its prompt stays within BRIEF_PROMPT_BUDGET_CHARS (about 6,000 tokens); a generation claimed
+# longer ago than BRIEF_CLAIM_STALE_SECONDS by a worker that never finished is taken over.
+BRIEF_MIN_NEW_CHARS = env_int("BRIEF_MIN_NEW_CHARS", 400, minimum=1)
+BRIEF_MAX_WAIT_SECONDS = env_int("BRIEF_MAX_WAIT_SECONDS", 60, minimum=1)
+BRIEF_PROMPT_BUDGET_CHARS = env_int("BRIEF_PROMPT_BUDGET_CHARS", 24_000, minimum=4_000)
+BRIEF_CLAIM_STALE_SECONDS = env_int("BRIEF_CLAIM_STALE_SECONDS", 300, minimum=10)
+# "Ask the meeting": questions one person (or one share link) may ask per minute, and how
+# long the request waits for VideoDB's answer before it stores the question as failed.
+ASK_PER_MINUTE = env_int("ASK_PER_MINUTE", 5, minimum=1)
+ASK_DEADLINE_SECONDS = env_float("ASK_DEADLINE_SECONDS", 20.0, minimum=1.0)
 
 # --- Static files ------------------------------------------------------------------------
 

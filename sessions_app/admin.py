@@ -1,7 +1,9 @@
 """The operator's view of everything Copilot stores.
 
-Data that came from VideoDB (events, raw webhook bodies) is read-only here: an operator
-may look and act through actions, but never rewrite what VideoDB said.
+Data that came from VideoDB (events, raw webhook bodies, and what its text generation made:
+briefs, their items, answers) is read-only here: an operator may look and act through
+actions, but never rewrite what VideoDB said. The one exception is an action item's status,
+which people set by hand on the action-items page too.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from django.utils.html import format_html
 from sessions_app import gateway, tasks
 from sessions_app.capture import alert_rules, lifecycle
 from sessions_app.history import queries, search
+from sessions_app.intelligence import actions
 from sessions_app.models import (
     Alert,
     AlertRule,
+    Brief,
+    BriefItem,
     CaptureSession,
     Insight,
+    Question,
     RelayConnection,
     RTStream,
     SessionViewer,
@@ -439,3 +445,161 @@ class WebhookRejectionAdmin(VideoDBDataAdmin):
     list_display = ("reason", "count", "last_at")
     search_fields = ("reason",)
     ordering = ("-last_at",)
+
+
+# --- meeting intelligence: what VideoDB's text generation made ----------------------------
+
+
+class BriefItemInline(ReadOnlyInline):
+    """The items a brief holds as its latest generation (those a later one kept or dropped
+    belong to the later one)."""
+
+    model = BriefItem
+    fk_name = "last_brief"
+    fields = ("kind", "text", "owner", "due", "status", "is_current", "start_ms")
+    readonly_fields = fields
+    ordering = ("kind", "position", "id")
+
+
+@admin.register(Brief)
+class BriefAdmin(VideoDBDataAdmin):
+    list_display = (
+        "session",
+        "number",
+        "is_final",
+        "model_name",
+        "prompt_version",
+        "made_at",
+        "source_count",
+        "dropped",
+    )
+    list_filter = ("is_final", "model_name", "prompt_version")
+    search_fields = ("session__title", "session__videodb_id", "model_name")
+    list_select_related = ("session",)
+    date_hierarchy = "made_at"
+    fields = (
+        "session",
+        "number",
+        "is_final",
+        "model_name",
+        "prompt_version",
+        "covered_from_ms",
+        "covered_through_ms",
+        "covered_through_seq",
+        "source_count",
+        "prompt_bytes",
+        "dropped_citations",
+        "dropped_items",
+        "made_at",
+    )
+    inlines = (BriefItemInline,)
+
+    @admin.display(description="Dropped (citations / items)")
+    def dropped(self, obj: Brief) -> str:
+        return f"{obj.dropped_citations} / {obj.dropped_items}"
+
+
+@admin.register(BriefItem)
+class BriefItemAdmin(VideoDBDataAdmin):
+    """A point of a brief. Everything the model wrote is read-only; an action item's status
+    may be set, through the same service as the action-items page (it carries the change to
+    the task's later mentions and to open live pages, and refreshes then leave it alone)."""
+
+    list_display = (
+        "short_text",
+        "kind",
+        "session",
+        "owner",
+        "due",
+        "status",
+        "is_current",
+        "follows",
+    )
+    list_filter = ("kind", "status", "is_current")
+    search_fields = ("text", "owner", "session__title", "session__videodb_id")
+    list_select_related = ("session", "follows")
+    fields = (
+        "session",
+        "kind",
+        "key",
+        "text",
+        "owner",
+        "due",
+        "status",
+        "status_set_by",
+        "evidence_json",
+        "start_ms",
+        "position",
+        "is_current",
+        "first_brief",
+        "last_brief",
+        "follows",
+        "seq",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return admin.ModelAdmin.has_change_permission(self, request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> tuple[str, ...]:
+        if isinstance(obj, BriefItem) and obj.kind == BriefItem.Kind.ACTION:
+            return tuple(name for name in self.fields if name != "status")
+        return self.fields
+
+    def save_model(self, request: HttpRequest, obj: BriefItem, form: object, change: bool) -> None:
+        if "status" not in getattr(form, "changed_data", ()):
+            return
+        # set_status lets only the session's owner mark an item; an operator marks it for
+        # them (status_set_by then names the owner).
+        owner = obj.session.owner
+        acting = request.user if request.user.pk == owner.pk else owner
+        actions.set_status(obj, acting, obj.status)
+
+    @admin.display(description="Text")
+    def short_text(self, obj: BriefItem) -> str:
+        return obj.text[:80]
+
+    @admin.display(description="Evidence")
+    def evidence_json(self, obj: BriefItem) -> str:
+        return _pretty_json(obj.evidence)
+
+
+@admin.register(Question)
+class QuestionAdmin(VideoDBDataAdmin):
+    list_display = ("short_question", "session", "outcome", "asker", "asked_at")
+    list_filter = ("outcome", "asked_at")
+    search_fields = ("question", "answer", "session__title", "asked_by__username")
+    list_select_related = ("session", "asked_by", "share_link")
+    date_hierarchy = "asked_at"
+    fields = (
+        "session",
+        "asked_by",
+        "share_link",
+        "question",
+        "answer",
+        "outcome",
+        "evidence_json",
+        "error",
+        "model_name",
+        "prompt_version",
+        "seq",
+        "asked_at",
+        "answered_at",
+    )
+
+    @admin.display(description="Question")
+    def short_question(self, obj: Question) -> str:
+        return obj.question[:80]
+
+    @admin.display(description="Asked by")
+    def asker(self, obj: Question) -> str:
+        if obj.asked_by_id is not None:
+            return str(obj.asked_by)
+        if obj.share_link_id is not None:
+            return f"share link #{obj.share_link_id}"
+        return self.get_empty_value_display()
+
+    @admin.display(description="Evidence")
+    def evidence_json(self, obj: Question) -> str:
+        return _pretty_json(obj.evidence)

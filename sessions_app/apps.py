@@ -28,11 +28,11 @@ class SessionsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from sessions_app import checks  # noqa: F401 -- registers the system checks
-        from sessions_app.models import Alert, Insight, TranscriptSegment
+        from sessions_app.models import Alert, BriefItem, Insight, TranscriptSegment
 
-        # Whatever stores an item (relay, backfill, alert callback, admin) keeps search in
-        # step: one code path on both databases (sessions_app/history/search.py).
-        for model in (TranscriptSegment, Insight, Alert):
+        # Whatever stores an item (relay, backfill, alert callback, brief, admin) keeps search
+        # in step: one code path on both databases (sessions_app/history/search.py).
+        for model in (TranscriptSegment, Insight, Alert, BriefItem):
             post_save.connect(
                 _index_for_search, sender=model, dispatch_uid=f"search-{model.__name__}"
             )

@@ -5,11 +5,20 @@ from datetime import datetime, timedelta
 from django import forms
 from django.utils import timezone
 
-from sessions_app.models import AlertRule, CaptureSession, RTStream, SearchEntry, User
+from sessions_app.models import AlertRule, BriefItem, CaptureSession, RTStream, SearchEntry, User
 
 
 class NewSessionForm(forms.Form):
     title = forms.CharField(max_length=200, help_text="What is this meeting?")
+    series = forms.CharField(
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"list": "series-names", "autocomplete": "off"}),
+        help_text=(
+            "Meetings of one series share their action items: a later meeting links an item "
+            "it raises again to the open one. Leave empty to group by the title."
+        ),
+    )
     audio_prompt = forms.CharField(
         label="Audio insights prompt",
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -38,12 +47,21 @@ class NewSessionForm(forms.Form):
         rules = AlertRule.objects.filter(owner=owner, is_enabled=True)
         self.fields["alert_rules"].queryset = rules
         self.fields["alert_rules"].initial = list(rules)
+        self.owner = owner
+
+    def series_names(self) -> list[str]:
+        """The owner's series so far, offered as the field's suggestions."""
+        names = self.owner.capture_sessions.exclude(series="").values_list("series", flat=True)
+        return sorted(set(names), key=str.casefold)
 
     def clean_title(self) -> str:
         title = self.cleaned_data["title"].strip()
         if not title:
             raise forms.ValidationError("Give the session a title.")
         return title
+
+    def clean_series(self) -> str:
+        return " ".join(self.cleaned_data["series"].split())
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -95,6 +113,11 @@ class ShareLinkForm(forms.Form):
         label="Expires",
         choices=[("never", "Never"), ("1h", "In 1 hour"), ("1d", "In 1 day"), ("7d", "In 7 days")],
         initial="never",
+    )
+    can_ask = forms.BooleanField(
+        label="May ask questions",
+        required=False,
+        help_text="Holders of the link may ask the meeting questions (rate-limited).",
     )
 
     def expires_at(self) -> datetime | None:
@@ -186,3 +209,29 @@ class SearchForm(LenientGetForm):
         super().__init__(*args, **kwargs)
         # Only sessions the asker may view can be picked: any other id is "not a choice".
         self.fields["session"].choices = [(str(pk), str(pk)) for pk in session_ids]
+
+
+class ActionFilterForm(LenientGetForm):
+    """Filters for the action-items page; like the session list's, an invalid one is shown
+    and left out."""
+
+    whose = forms.ChoiceField(
+        label="Whose",
+        choices=[("", "Mine and shared"), ("mine", "Mine"), ("shared", "Shared with me")],
+        required=False,
+    )
+    owner = forms.CharField(label="Owner", max_length=100, required=False)
+    status = forms.ChoiceField(
+        label="Status",
+        choices=[("open", "Open"), ("done", "Done"), ("all", "Open and done")],
+        required=False,
+    )
+    series = forms.ChoiceField(label="Series", choices=(), required=False)
+
+    def __init__(self, *args: object, series: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["series"].choices = [("", "Any series"), *((name, name) for name in series)]
+
+
+class ActionStatusForm(forms.Form):
+    status = forms.ChoiceField(choices=BriefItem.Status.choices)

@@ -560,3 +560,30 @@ def stream_clip(rtstream_id: str, start_ms: int, end_ms: int, *, title: str = ""
     if not player_url or not stream.stream_url:
         raise RetryableGatewayError("VideoDB answered the clip request without its URLs")
     return Clip(stream_url=str(stream.stream_url), player_url=str(player_url))
+
+
+# --- text generation ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What ``generate_text`` answered: the model's output (an object for JSON, else text),
+    and the model that made it."""
+
+    output: Any
+    model_name: str
+
+
+def generate_text(prompt: str, *, model_name: str, response_type: str = "json") -> Generated:
+    """VideoDB's own text generation (``collection.generate_text``), the one model Copilot
+    uses. Large prompts are uploaded by the SDK itself. The output is returned as VideoDB
+    gave it: checking it is the caller's job."""
+    with _Call("generate text"):
+        data = Collection(_connect(), id=COLLECTION).generate_text(
+            prompt, model_name=model_name, response_type=response_type
+        )
+    if isinstance(data, dict) and "output" in data:
+        used = str(data.get("model_name") or model_name)
+        return Generated(output=data["output"], model_name=used)
+    # Older answers (and ``wait=False``) carry the output itself.
+    return Generated(output=data, model_name=model_name)

@@ -23,6 +23,7 @@ from sessions_app import gateway
 from sessions_app.forms import HistoryFilterForm, SearchForm
 from sessions_app.history import deadline, exports, meaning, record, search, search_text, timeline
 from sessions_app.history.queries import with_counts
+from sessions_app.intelligence import recap as recaps
 from sessions_app.models import CaptureSession, RTStream
 from sessions_app.viewers import access
 
@@ -43,7 +44,7 @@ def _page_number(request: HttpRequest) -> int:
         return 1
 
 
-def _is_fragment(request: HttpRequest) -> bool:
+def is_fragment(request: HttpRequest) -> bool:
     """An htmx request for part of the page (not a boosted navigation or a history restore,
     which need the whole page)."""
     return (
@@ -88,7 +89,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
     page = paginator.get_page(request.GET.get("page"))
     filtered = any(request.GET.get(name) for name in form.fields if name != "sort")
     context = {"form": form, "page": page, "filtered": filtered}
-    if _is_fragment(request):
+    if is_fragment(request):
         return render(request, "sessions_app/dashboard.html#session-list", context)
     return render(request, "sessions_app/dashboard.html", context)
 
@@ -142,13 +143,21 @@ def session_history(request: HttpRequest, pk: int) -> HttpResponse:
     session = access.viewable_session(request, pk)
     rec = record.load(session)
     offset = _jump(request, rec)
+    is_owner = request.user.is_authenticated and session.owner_id == request.user.pk
+    recap = recaps.recap(session, origin_ms=rec.origin_ms)
     context = {
         "session": session,
         "record": rec,
+        "recap": recap,
+        # Signed with the owner's name: theirs to send.
+        "email": recaps.email_draft(recap, session) if recap and is_owner else "",
         "timeline": timeline.timeline(rec),
+        "counts": timeline.counts(rec),
+        "screens": timeline.shown(rec.screens, spans=True),
+        "insights": timeline.shown(rec.insights, spans=False),
         "channels": timeline.channel_stats(rec),
         "formats": exports.FORMATS,
-        "is_owner": request.user.is_authenticated and session.owner_id == request.user.pk,
+        "is_owner": is_owner,
         "jump_offset": offset,
         "jump_line": timeline.moment_at(rec, offset) if offset is not None else None,
         "player": _player(session, rec, offset) if offset is not None else {},
@@ -230,7 +239,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "previous_url": _page_url(request.GET, results.page - 1) if results.has_previous else "",
         "max_query": search_text.MAX_QUERY_CHARS,
     }
-    if _is_fragment(request):
+    if is_fragment(request):
         return render(request, "sessions_app/search.html#results", context)
     return render(request, "sessions_app/search.html", context)
 

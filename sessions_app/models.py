@@ -75,6 +75,11 @@ class CaptureSession(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="capture_sessions"
     )
     title = models.CharField(max_length=200)
+    series = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Meetings of one series share their action items (empty: the same title).",
+    )
     videodb_id = models.CharField(
         "VideoDB id",
         max_length=64,
@@ -107,6 +112,11 @@ class CaptureSession(models.Model):
     # Live updates carry a per-session sequence number so a browser that reconnects can ask
     # for exactly what it missed; this is the last number handed out.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # The live brief's bookkeeping (intelligence): one generation in flight per session.
+    brief_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    brief_paused = models.TextField(
+        blank=True, help_text="Why the live brief is not being refreshed, when it is not."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -521,6 +531,9 @@ class ShareLink(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    can_ask = models.BooleanField(
+        default=False, help_text="Holders of the link may ask the meeting questions."
+    )
 
     objects = ShareLinkQuerySet.as_manager()
 
@@ -593,7 +606,8 @@ class SessionViewer(models.Model):
 
 
 class SearchEntry(models.Model):
-    """One searchable thing: a final transcript line, an insight or an alert.
+    """One searchable thing: a final transcript line, an insight, an alert, or a current
+    decision or action item of a brief (found at its first cited moment).
 
     ``terms`` is the text folded, split and stemmed by sessions_app/history/search_text.py, so both
     databases index the very same words: PostgreSQL keeps a generated ``tsv`` column over it
@@ -606,6 +620,8 @@ class SearchEntry(models.Model):
         VISUAL = "visual", "On screen"
         AUDIO = "audio", "Insight"
         ALERT = "alert", "Alert"
+        DECISION = "decision", "Decision"
+        ACTION = "action", "Action item"
 
     session = models.ForeignKey(
         CaptureSession, on_delete=models.CASCADE, related_name="search_entries"
@@ -622,6 +638,9 @@ class SearchEntry(models.Model):
     alert = models.OneToOneField(
         Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
+    brief_item = models.OneToOneField(
+        "BriefItem", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     channel = models.CharField(max_length=16, choices=RTStream.Kind.choices)
     start_ms = models.BigIntegerField()
     end_ms = models.BigIntegerField()
@@ -635,19 +654,39 @@ class SearchEntry(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    Q(kind="speech", segment__isnull=False, insight=None, alert=None)
+                    Q(
+                        kind="speech",
+                        segment__isnull=False,
+                        insight=None,
+                        alert=None,
+                        brief_item=None,
+                    )
                     | Q(
                         kind__in=["visual", "audio"],
                         segment=None,
                         insight__isnull=False,
                         alert=None,
+                        brief_item=None,
                     )
-                    | Q(kind="alert", segment=None, insight=None, alert__isnull=False)
+                    | Q(
+                        kind="alert",
+                        segment=None,
+                        insight=None,
+                        alert__isnull=False,
+                        brief_item=None,
+                    )
+                    | Q(
+                        kind__in=["decision", "action"],
+                        segment=None,
+                        insight=None,
+                        alert=None,
+                        brief_item__isnull=False,
+                    )
                 ),
                 name="search_entry_one_source",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["speech", "visual", "audio", "alert"]),
+                condition=Q(kind__in=["speech", "visual", "audio", "alert", "decision", "action"]),
                 name="search_entry_kind_known",
             ),
         ]
@@ -658,3 +697,174 @@ class SearchEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} @{self.start_ms}: {self.text[:60]}"
+
+
+# --- meeting intelligence ------------------------------------------------------------------
+
+
+class Brief(models.Model):
+    """One generation of a session's live brief: what it covered and how it was made. The
+    items themselves live on (``BriefItem``) from one generation to the next."""
+
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="briefs")
+    number = models.PositiveIntegerField(help_text="1 for the first brief of the session, …")
+    is_final = models.BooleanField(default=False, help_text="Made after capture stopped.")
+    model_name = models.CharField(max_length=64)
+    prompt_version = models.CharField(max_length=32)
+    # The part of the stored record the prompt covered (VideoDB epoch ms, session seq).
+    covered_from_ms = models.BigIntegerField(null=True, blank=True)
+    covered_through_ms = models.BigIntegerField(null=True, blank=True)
+    covered_through_seq = models.PositiveBigIntegerField(default=0)
+    source_count = models.PositiveIntegerField(default=0)
+    prompt_bytes = models.PositiveIntegerField(default=0)
+    dropped_citations = models.PositiveIntegerField(
+        default=0, help_text="Cited numbers the prompt never sent (dropped)."
+    )
+    dropped_items = models.PositiveIntegerField(
+        default=0, help_text="Items left without evidence (dropped)."
+    )
+    made_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["session", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "number"], name="brief_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"brief {self.number} of session {self.session_id}"
+
+
+class BriefItem(models.Model):
+    """One point of a session's brief. A refresh that keeps the point (same ``key``) updates
+    this row, so the page replaces it in place; an action item may follow an open one from an
+    earlier meeting of the same series (``follows``) instead of being a new one."""
+
+    class Kind(models.TextChoices):
+        SUMMARY = "summary", "Summary"
+        DECISION = "decision", "Decision"
+        ACTION = "action", "Action item"
+        QUESTION = "question", "Open question"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    session = models.ForeignKey(
+        CaptureSession, on_delete=models.CASCADE, related_name="brief_items"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    key = models.CharField(max_length=64, help_text="What makes two refreshes' items the same.")
+    text = models.TextField()
+    owner = models.CharField(max_length=100, blank=True)
+    due = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    status_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who marked it done or open by hand (a refresh then leaves the status alone).",
+    )
+    evidence = models.JSONField(
+        default=list, help_text='[{"kind": "transcript"|"visual"|"audio"|"alert", "id": 12}]'
+    )
+    start_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="The earliest moment its evidence points at."
+    )
+    position = models.PositiveIntegerField(default=0)
+    is_current = models.BooleanField(default=True, help_text="In the session's latest brief.")
+    first_brief = models.ForeignKey(
+        Brief, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_brief = models.ForeignKey(
+        Brief, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
+    follows = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="followed_by",
+        help_text="The open action item of an earlier meeting in the series this one repeats.",
+    )
+    seq = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="Session sequence number of the last change."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["session", "kind", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "kind", "key"], name="brief_item_identity_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["summary", "decision", "action", "question"]),
+                name="brief_item_kind_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "done"]), name="brief_item_status_known"
+            ),
+        ]
+        indexes = [
+            # The action-items page: open actions of many sessions.
+            models.Index(fields=["kind", "status", "session"], name="brief_item_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.text[:60]}"
+
+
+class Question(models.Model):
+    """A question asked of a meeting, and the answer, with the moments it cites."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Being answered"
+        ANSWERED = "answered", "Answered"
+        NOT_DISCUSSED = "not_discussed", "Not discussed"
+        FAILED = "failed", "Could not be answered"
+
+    MAX_LENGTH = 500
+
+    session = models.ForeignKey(CaptureSession, on_delete=models.CASCADE, related_name="questions")
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="questions",
+    )
+    share_link = models.ForeignKey(
+        ShareLink, null=True, blank=True, on_delete=models.SET_NULL, related_name="questions"
+    )
+    question = models.TextField()
+    answer = models.TextField(blank=True)
+    evidence = models.JSONField(default=list)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    error = models.TextField(blank=True)
+    model_name = models.CharField(max_length=64, blank=True)
+    prompt_version = models.CharField(max_length=32, blank=True)
+    seq = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text="Session sequence number of the last change."
+    )
+    asked_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "-asked_at"]
+        indexes = [
+            # The rate limit: "questions this user asked in the last minute".
+            models.Index(fields=["asked_by", "-asked_at"], name="question_asker_recent_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=["pending", "answered", "not_discussed", "failed"]),
+                name="question_outcome_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:60]

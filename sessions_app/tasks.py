@@ -14,9 +14,11 @@ from datetime import timedelta
 from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from sessions_app.capture import lifecycle
 from sessions_app.gateway import GatewayError, PermanentGatewayError, RetryableGatewayError
+from sessions_app.intelligence import brief, schedule
 from sessions_app.models import CaptureSession, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ def _follow_up(result: lifecycle.SyncResult | None) -> None:
         start_session_ai.delay(result.session_id)
     if result.request_export:
         request_export.delay(result.session_id)
+    if result.final_brief:
+        refresh_brief.delay(result.session_id, final=True)
 
 
 def _delivery_failed(task: Task, exc: GatewayError, delivery_id: int) -> str:
@@ -108,6 +112,31 @@ def sync_session(session_id: int) -> str:
     return result.status if result else "skipped"
 
 
+def _brief_retrying(task: Task, exc: Exception, session_id: int, *_: object, **__: object) -> None:
+    if isinstance(exc, GatewayError):
+        brief.record_unavailable(session_id, exc.message)
+
+
+def _brief_failed(task: Task, exc: Exception, session_id: int, *_: object, **__: object) -> str:
+    if isinstance(exc, brief.Busy):
+        return "busy"  # the reconciler runs the final pass once the brief is free
+    brief.record_unavailable(session_id, getattr(exc, "message", str(exc)), gave_up=True)
+    return "paused"
+
+
+@shared_task(
+    name=schedule.REFRESH_TASK,
+    retry_for=(RetryableGatewayError, brief.Busy),
+    give_up_for=(PermanentGatewayError,),
+    on_retrying=_brief_retrying,
+    on_give_up=_brief_failed,
+)
+def refresh_brief(session_id: int, final: bool = False, reserved: str | None = None) -> str:
+    """Make the session's next live brief if it is due (or its final pass)."""
+    taken = parse_datetime(reserved) if reserved else None
+    return brief.refresh(session_id, final=final, reserved=taken)
+
+
 @shared_task(name="sessions.reconcile")
 def reconcile() -> dict[str, int]:
     """Periodic repair, so that an accepted webhook is never lost.
@@ -116,7 +145,9 @@ def reconcile() -> dict[str, int]:
       to publish, or a worker died with the message) are enqueued again;
     - sessions that should be moving but have not changed for a while are re-read from
       VideoDB, which also restarts AI operations whose start failed or was abandoned;
-    - stopped sessions whose export request got no answer are asked again.
+    - stopped sessions whose export request got no answer are asked again;
+    - live briefs due by time (some new speech, and a minute since the last brief) are
+      refreshed, and a final pass that never ran is run.
     Running it twice is harmless: every task it enqueues is idempotent.
     """
     now = timezone.now()
@@ -161,4 +192,13 @@ def reconcile() -> dict[str, int]:
     )
     for session_id in unexported:
         request_export.delay(session_id)
-    return {"deliveries": len(pending), "sessions": len(lagging), "exports": len(unexported)}
+
+    briefs = schedule.sessions_due(now)
+    for session_id, final in briefs:
+        refresh_brief.delay(session_id, final=final)
+    return {
+        "deliveries": len(pending),
+        "sessions": len(lagging),
+        "exports": len(unexported),
+        "briefs": len(briefs),
+    }

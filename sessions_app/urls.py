@@ -1,11 +1,15 @@
 from django.urls import path
 
-from sessions_app import history_views, views, webhooks
+from sessions_app import actions_views, history_views, intelligence_views, views, webhooks
 
 urlpatterns = [
     path("", history_views.session_list, name="dashboard"),
     path("search/", history_views.search_page, name="search"),
+    path("actions/", actions_views.action_list, name="actions"),
+    path("actions/<int:item_id>/status/", actions_views.action_status, name="action-status"),
     path("sessions/<int:pk>/history/", history_views.session_history, name="session-history"),
+    path("sessions/<int:pk>/ask/", intelligence_views.session_ask, name="session-ask"),
+    path("sessions/<int:pk>/catch-up/", intelligence_views.catch_up, name="session-catch-up"),
     path(
         "sessions/<int:pk>/export/<str:fmt>/",
         history_views.session_export,

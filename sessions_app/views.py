@@ -18,6 +18,7 @@ from sessions_app import gateway
 from sessions_app.capture import alert_rules, handoff, simulator
 from sessions_app.forms import AlertRuleForm, NewSessionForm, ShareLinkForm, SpeakerForm
 from sessions_app.history import queries
+from sessions_app.intelligence_views import ask_context
 from sessions_app.live import broadcast, speakers
 from sessions_app.models import AlertRule, CaptureSession, RTStream, ShareLink
 from sessions_app.viewers import access, sharing
@@ -92,6 +93,7 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = _handoff_context(request, session)
     context.update(_live_context(session))
     context.update(_sharing_context(request, session))
+    context.update(ask_context(request, session, next_url=request.get_full_path()))
     context.update(
         streams=session.streams.prefetch_related("operations"),
         can_simulate=settings.VIDEODB_USES_EMULATOR and session.status == "created",
@@ -112,6 +114,7 @@ def share_page(request: HttpRequest, token: str) -> HttpResponse:
     access.remember(request, link)
     context = {"session": link.session, "link": link}
     context.update(_live_context(link.session, share_token=link.token))
+    context.update(ask_context(request, link.session, next_url=request.get_full_path()))
     return render(request, "sessions_app/share.html", context)
 
 
@@ -140,7 +143,12 @@ def share_link_create(request: HttpRequest, pk: int) -> HttpResponse:
     session = access.owned_session(request, pk)
     form = ShareLinkForm(request.POST)
     if form.is_valid():
-        sharing.create_link(session, request.user, expires_at=form.expires_at())
+        sharing.create_link(
+            session,
+            request.user,
+            expires_at=form.expires_at(),
+            can_ask=form.cleaned_data["can_ask"],
+        )
     else:
         messages.error(request, "Choose when the link expires.")
     return _sharing_response(request, session)

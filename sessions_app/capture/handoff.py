@@ -34,13 +34,16 @@ def create_session(
     audio_prompt: str,
     visual_prompt: str,
     alert_rules: Iterable[AlertRule] = (),
+    series: str = "",
 ) -> CaptureSession:
     """Create the session here and in VideoDB. Raises ``gateway.GatewayError`` (and keeps
-    nothing) when VideoDB refuses or cannot be reached."""
+    nothing) when VideoDB refuses or cannot be reached. ``series``: the meetings it shares
+    action items with (empty: those of the same title)."""
     with transaction.atomic():
         session = CaptureSession.objects.create(
             owner=owner,
             title=title,
+            series=series,
             audio_prompt=audio_prompt,
             visual_prompt=visual_prompt,
             end_user_id=f"copilot-user-{owner.pk}",

@@ -54,6 +54,7 @@ class SyncResult:
     changed: bool
     start_ai: bool
     request_export: bool
+    final_brief: bool = False  # capture just ended: the brief's final pass is due
 
 
 def current_ws_connection_id(session_id: int) -> str | None:
@@ -197,6 +198,7 @@ def apply_remote(
         changed=changed,
         start_ai=session.status == S.ACTIVE,
         request_export=session.status == S.STOPPED and not session.exported_video_id,
+        final_brief=changed and session.has_ended,
     )
 
 

@@ -5,11 +5,18 @@ against ``FORMATS`` and sends ``render``'s result. docs/exports.md describes eac
 the JSON schema, which is versioned: fields are added, never renamed or removed, without a
 new version.
 
-Everything VideoDB sends (transcripts, descriptions, alert explanations) and every name a
-user typed is untrusted text. Each format neutralises it in its own way: Markdown escapes
-what a renderer would turn into HTML, links, images or headings; subtitle cues keep each
-line on one line (a line break can end a cue or start a forged one) and WebVTT escapes its
-markup characters; JSON is escaped by the encoder.
+VideoDB's repetitions (an insight from both channels, an unchanged screen described every
+few seconds) are shown once in the files for people: Markdown lists each insight once and
+the screen as spans (sessions_app/history/repeats.py). The JSON keeps every stored item and
+says which group each belongs to (``same_as``). The brief and the answered questions cite
+moments by the ids the same file holds (``record.Cited``).
+
+Everything VideoDB sends (transcripts, descriptions, alert explanations), everything the
+model wrote (the brief, answers) and every name a user typed is untrusted text. Each format
+neutralises it in its own way: Markdown escapes what a renderer would turn into HTML, links,
+images or headings; subtitle cues keep each line on one line (a line break can end a cue or
+start a forged one) and WebVTT escapes its markup characters; JSON is escaped by the
+encoder. (Subtitles carry only the transcript, so they have no repetitions to group.)
 """
 
 from __future__ import annotations
@@ -24,10 +31,21 @@ from typing import Any
 from django.utils import timezone
 from django.utils.text import slugify
 
-from sessions_app.history.record import Flag, Line, Moment, Note, SessionRecord, format_offset
+from sessions_app.history.record import (
+    Cited,
+    Flag,
+    Line,
+    Moment,
+    Note,
+    SessionRecord,
+    format_offset,
+    format_range,
+)
+from sessions_app.history.repeats import Group, firsts
+from sessions_app.models import BriefItem, Question
 
 SCHEMA = "copilot.session-export"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # A cue whose end is not after its start would flash by unseen or be dropped by players.
 MIN_CUE_MS = 1000
@@ -132,8 +150,72 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def _md_note(note: Note) -> str:
-    return f"- **[{format_offset(note.offset_ms)}]** {md_escape(note.text)}"
+def _md_span(span: Group[Note]) -> str:
+    start = min(copy.offset_ms for copy in span.copies)
+    end = max(copy.end_offset_ms for copy in span.copies)
+    return f"- **[{format_range(start, end)}]** {md_escape(span.text)}"
+
+
+def _md_insight(group: Group[Note]) -> str:
+    start = min(copy.offset_ms for copy in group.copies)
+    line = f"- **[{format_offset(start)}]** {md_escape(group.text)}"
+    if group.repeated:
+        who = ", ".join(md_escape(name) for name in group.speakers)
+        line += f" (reported {group.count} times" + (f": {who})" if who else ")")
+    return line
+
+
+def _md_moments(evidence: tuple[Cited, ...]) -> str:
+    """Where an item is drawn from, as offsets: `` [03:10] [04:02]`` (or nothing)."""
+    return "".join(f" [{format_offset(cited.offset_ms)}]" for cited in evidence)
+
+
+# The brief's lists: their Markdown headings and JSON keys (docs/exports.md).
+_BRIEF_LISTS = (
+    (BriefItem.Kind.SUMMARY, "Summary", "summary"),
+    (BriefItem.Kind.DECISION, "Decisions", "decisions"),
+    (BriefItem.Kind.ACTION, "Action items", "action_items"),
+    (BriefItem.Kind.QUESTION, "Open questions", "open_questions"),
+)
+
+
+def _md_brief(record: SessionRecord) -> list[str]:
+    out = ["## Brief", ""]
+    if not record.brief:
+        return [*out, "No brief was made.", ""]
+    for kind, heading, _key in _BRIEF_LISTS:
+        points = [point for point in record.brief if point.kind == kind]
+        if not points:
+            continue
+        out += [f"### {heading}", ""]
+        for point in points:
+            line = f"- {md_escape(point.text)}"
+            if kind == BriefItem.Kind.ACTION:
+                details = [
+                    f"owner: {md_escape(point.owner)}" if point.owner else "",
+                    f"due: {md_escape(point.due)}" if point.due else "",
+                    point.status,
+                ]
+                line += f" ({', '.join(d for d in details if d)})"
+            out.append(line + _md_moments(point.evidence))
+        out.append("")
+    return out
+
+
+def _md_questions(record: SessionRecord) -> list[str]:
+    out = ["## Questions", ""]
+    if not record.questions:
+        return [*out, "No questions were answered.", ""]
+    for asked in record.questions:
+        if asked.outcome == Question.Outcome.NOT_DISCUSSED:
+            answer = "Not discussed."
+        else:
+            answer = md_escape(asked.answer) or "No answer."
+        # Two lines of one list item: the answer's line starts with our own markup.
+        out.append(f"- **Q:** {md_escape(asked.question)}")
+        out.append(f"  **A:** {answer}{_md_moments(asked.evidence)}")
+    out.append("")
+    return out
 
 
 def _md_flag(flag: Flag) -> str:
@@ -153,11 +235,17 @@ def _markdown(record: SessionRecord, exported_at: datetime) -> str:
     session = record.session
     started = session.started_at
     speakers = ", ".join(md_escape(s) for s in record.speakers) or "nobody"
+    screens = _plural(len(record.screens), "on-screen note", "on-screen notes")
+    if len(record.visual) != len(record.screens):
+        screens += f" ({len(record.visual)} descriptions)"
+    insights = _plural(len(record.insights), "insight", "insights")
+    if len(record.audio) != len(record.insights):
+        insights += f" ({len(record.audio)} reported)"
     counts = ", ".join(
         [
             _plural(len(record.lines), "transcript line", "transcript lines"),
-            _plural(len(record.visual), "on-screen note", "on-screen notes"),
-            _plural(len(record.audio), "insight", "insights"),
+            screens,
+            insights,
             _plural(len(record.alerts), "alert", "alerts"),
         ]
     )
@@ -171,6 +259,8 @@ def _markdown(record: SessionRecord, exported_at: datetime) -> str:
         f"- **Speakers:** {speakers}",
         f"- **Recorded:** {counts}",
         "",
+        *_md_brief(record),
+        *_md_questions(record),
         "## Transcript",
         "",
     ]
@@ -185,8 +275,8 @@ def _markdown(record: SessionRecord, exported_at: datetime) -> str:
     else:
         out += ["Nothing was said.", ""]
     sections: list[tuple[str, list[str], str]] = [
-        ("On screen", [_md_note(n) for n in record.visual], "Nothing was described on screen."),
-        ("Insights", [_md_note(n) for n in record.audio], "No insights were recorded."),
+        ("On screen", [_md_span(s) for s in record.screens], "Nothing was described on screen."),
+        ("Insights", [_md_insight(g) for g in record.insights], "No insights were recorded."),
         ("Alerts", [_md_flag(f) for f in record.alerts], "No alerts fired."),
     ]
     for heading, items, empty in sections:
@@ -245,6 +335,33 @@ def _items_json(items: Sequence[Moment], keys: tuple[str, ...]) -> list[dict[str
     return [{key: getattr(item, key) for key in keys} for item in items]
 
 
+def _notes_json(notes: Sequence[Note], groups: Sequence[Group[Note]]) -> list[dict[str, Any]]:
+    """Every stored insight, each saying which group it is shown in: ``same_as`` is the
+    group's first copy, or None for the first copy itself (version 2)."""
+    first = firsts(groups)
+    items = _items_json(notes, _NOTE_KEYS)
+    for item in items:
+        same_as = first.get(item["id"], item["id"])
+        item["same_as"] = same_as if same_as != item["id"] else None
+    return items
+
+
+def _evidence_json(evidence: tuple[Cited, ...]) -> list[dict[str, Any]]:
+    return [{"kind": cited.kind, "id": cited.id} for cited in evidence]
+
+
+def _brief_json(record: SessionRecord) -> dict[str, list[dict[str, Any]]]:
+    brief: dict[str, list[dict[str, Any]]] = {key: [] for _kind, _heading, key in _BRIEF_LISTS}
+    keys = {kind: key for kind, _heading, key in _BRIEF_LISTS}
+    for point in record.brief:
+        item: dict[str, Any] = {"id": point.id, "text": point.text}
+        if point.kind == BriefItem.Kind.ACTION:
+            item.update(owner=point.owner or None, due=point.due or None, status=point.status)
+        item["evidence"] = _evidence_json(point.evidence)
+        brief[keys[point.kind]].append(item)
+    return brief
+
+
 def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
     """The JSON export as a Python value (schema in docs/exports.md). Secrets, share
     tokens and the owner are deliberately absent."""
@@ -279,9 +396,22 @@ def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
             for stream in record.streams
         ],
         "transcript": _items_json(record.lines, _LINE_KEYS),
-        "visual": _items_json(record.visual, _NOTE_KEYS),
-        "audio": _items_json(record.audio, _NOTE_KEYS),
+        "visual": _notes_json(record.visual, record.screens),
+        "audio": _notes_json(record.audio, record.insights),
         "alerts": _items_json(record.alerts, _FLAG_KEYS),
+        "brief": _brief_json(record),
+        "questions": [
+            {
+                "id": asked.id,
+                "question": asked.question,
+                "answer": asked.answer,
+                "outcome": asked.outcome,
+                "asked_at": _utc(asked.asked_at),
+                "answered_at": _utc(asked.answered_at),
+                "evidence": _evidence_json(asked.evidence),
+            }
+            for asked in record.questions
+        ],
     }
 
 

@@ -272,6 +272,8 @@ def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Fil
 
 
 def _anchor(entry: SearchEntry) -> str:
+    if entry.brief_item_id is not None:  # a decision or action item: at its first moment
+        return search.brief_anchor(entry.brief_item)
     if entry.kind == SearchEntry.Kind.SPEECH:
         return f"line-{entry.segment_id}"
     if entry.kind == SearchEntry.Kind.ALERT:

@@ -6,6 +6,13 @@ or an export cannot trigger a query while it renders: ``load`` reads the session
 fixed number of queries, however long the meeting was. Only final transcript text is part
 of the record; interim text is a live-page artefact that the final replaces.
 
+VideoDB's repetitions are kept as they came (``visual``, ``audio``) and also grouped as the
+pages show them (``screens``, ``insights``: sessions_app/history/repeats.py). The record also
+holds the session's current brief and its answered questions, each citing moments of the
+record (``Cited``): evidence naming something the record does not hold (an interim line,
+another session's item) is left out, and a repeated insight or description is cited by its
+group's first copy, so every citation resolves to an item of the record as it is shown.
+
 Times are kept as VideoDB sent them (``*_ms``, epoch milliseconds) and also as offsets from
 the record's origin (``*offset_ms``), the instant shown as 00:00. The origin is when the
 session started; for a session that never recorded a start, the first stored item.
@@ -13,11 +20,20 @@ session started; for a session that never recorded a start, the first stored ite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
+from sessions_app.history import repeats
+from sessions_app.models import (
+    Alert,
+    BriefItem,
+    CaptureSession,
+    Insight,
+    Question,
+    RTStream,
+    TranscriptSegment,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -80,6 +96,7 @@ class Note(Moment):
     """An insight: what was on screen (``visual``) or what was decided (``audio``)."""
 
     kind: str
+    speaker: str  # who its stream is (Me, Others, Screen, or the name given)
 
 
 @dataclass(frozen=True)
@@ -92,6 +109,42 @@ class Flag(Moment):
 
 
 @dataclass(frozen=True)
+class Cited:
+    """A moment of the record that a brief item or an answer cites."""
+
+    kind: str  # "transcript", "visual", "audio" or "alert" (the evidence kinds)
+    id: int  # the line, the alert, or the first copy of the screen span or insight
+    start_ms: int
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class Point:
+    """One item of the session's current brief."""
+
+    id: int
+    kind: str  # BriefItem.Kind: summary, decision, action or question
+    text: str
+    owner: str
+    due: str
+    status: str  # open or done (what counts for action items)
+    evidence: tuple[Cited, ...]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A question asked of the meeting that has its answer (or was not discussed)."""
+
+    id: int
+    question: str
+    answer: str
+    outcome: str  # Question.Outcome: answered or not_discussed
+    asked_at: datetime
+    answered_at: datetime | None
+    evidence: tuple[Cited, ...]
+
+
+@dataclass(frozen=True)
 class SessionRecord:
     session: SessionFacts
     streams: list[Channel]
@@ -101,6 +154,10 @@ class SessionRecord:
     visual: list[Note]
     audio: list[Note]
     alerts: list[Flag]
+    screens: list[repeats.Group[Note]] = field(default_factory=list)  # ``visual`` as spans
+    insights: list[repeats.Group[Note]] = field(default_factory=list)  # ``audio``, each once
+    brief: list[Point] = field(default_factory=list)  # in BRIEF_ORDER, then by position
+    questions: list[Answered] = field(default_factory=list)  # oldest first
 
     @property
     def speakers(self) -> list[str]:
@@ -125,6 +182,12 @@ def format_offset(ms: int, *, millis: bool = False) -> str:
     minutes, secs = divmod(rest, 60)
     label = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
     return f"{label}.{rest_ms:03d}" if millis else label
+
+
+def format_range(start_ms: int, end_ms: int) -> str:
+    """Two offsets as ``00:10-01:40`` (joined by an en dash), or one when they read the same."""
+    start, end = format_offset(start_ms), format_offset(end_ms)
+    return start if end == start else f"{start}\u2013{end}"
 
 
 def _facts(session: CaptureSession) -> SessionFacts:
@@ -156,8 +219,55 @@ def _channel(stream: RTStream) -> Channel:
     )
 
 
+# The brief's lists in the order pages and exports show them.
+BRIEF_ORDER = (
+    BriefItem.Kind.SUMMARY,
+    BriefItem.Kind.DECISION,
+    BriefItem.Kind.ACTION,
+    BriefItem.Kind.QUESTION,
+)
+# Questions with something to say: a pending one has no answer yet and a failed one only an
+# error; their rows keep them, the record leaves them out.
+ANSWERED = (Question.Outcome.ANSWERED, Question.Outcome.NOT_DISCUSSED)
+
+
+def _citable(
+    lines: list[Line],
+    screens: list[repeats.Group[Note]],
+    insights: list[repeats.Group[Note]],
+    alerts: list[Flag],
+) -> dict[tuple[str, int], Cited]:
+    """(evidence kind, stored id) -> the moment of the record it resolves to."""
+    found: dict[tuple[str, int], Cited] = {}
+    for kind, items in (("transcript", lines), ("alert", alerts)):
+        for item in items:
+            found[(kind, item.id)] = Cited(kind, item.id, item.start_ms, item.offset_ms)
+    for kind, groups in (("visual", screens), ("audio", insights)):
+        for group in groups:
+            offset = min(copy.offset_ms for copy in group.copies)
+            cited = Cited(kind, group.id, group.start_ms, offset)
+            for copy in group.copies:
+                found[(kind, copy.id)] = cited
+    return found
+
+
+def _resolve(evidence: object, citable: dict[tuple[str, int], Cited]) -> tuple[Cited, ...]:
+    """The moments stored ``evidence`` cites, each once, in its order; anything malformed or
+    not in the record is left out."""
+    resolved: dict[tuple[str, int], Cited] = {}
+    for ref in evidence if isinstance(evidence, list) else []:
+        if not isinstance(ref, dict):
+            continue
+        kind, pk = ref.get("kind"), ref.get("id")
+        if not isinstance(kind, str) or not isinstance(pk, int) or isinstance(pk, bool):
+            continue
+        if (cited := citable.get((kind, pk))) is not None:
+            resolved.setdefault((cited.kind, cited.id), cited)
+    return tuple(resolved.values())
+
+
 def load(session: CaptureSession) -> SessionRecord:
-    """Read everything stored about ``session``: four queries, whatever its length."""
+    """Read everything stored about ``session``: six queries, whatever its length."""
     streams = list(session.streams.order_by("name", "id"))
     segments = list(
         TranscriptSegment.objects.filter(session=session, is_final=True)
@@ -194,17 +304,57 @@ def load(session: CaptureSession) -> SessionRecord:
             "end_offset_ms": max(0, item.end_ms - origin),
         }
 
-    notes = [Note(**moment(i), kind=i.kind) for i in insights]
+    notes = [Note(**moment(i), kind=i.kind, speaker=i.stream.speaker) for i in insights]
+    lines = [Line(**moment(s), speaker=s.stream.speaker) for s in segments]
+    visual = [n for n in notes if n.kind == Insight.Kind.VISUAL]
+    audio = [n for n in notes if n.kind == Insight.Kind.AUDIO]
+    flags = [
+        Flag(**moment(a), label=a.label, triggered=a.triggered, confidence=a.confidence)
+        for a in alerts
+    ]
+    screens, unique = repeats.screen_spans(visual), repeats.unique_insights(audio)
+    citable = _citable(lines, screens, unique, flags)
+    rank = {kind: n for n, kind in enumerate(BRIEF_ORDER)}
+    brief = sorted(
+        BriefItem.objects.filter(session=session, is_current=True),
+        key=lambda item: (rank.get(item.kind, len(rank)), item.position, item.pk),
+    )
+    questions = Question.objects.filter(session=session, outcome__in=ANSWERED).order_by(
+        "asked_at", "id"
+    )
     return SessionRecord(
         session=_facts(session),
         streams=[_channel(stream) for stream in streams],
         origin_ms=origin,
         duration_ms=max(0, duration),
-        lines=[Line(**moment(s), speaker=s.stream.speaker) for s in segments],
-        visual=[n for n in notes if n.kind == Insight.Kind.VISUAL],
-        audio=[n for n in notes if n.kind == Insight.Kind.AUDIO],
-        alerts=[
-            Flag(**moment(a), label=a.label, triggered=a.triggered, confidence=a.confidence)
-            for a in alerts
+        lines=lines,
+        visual=visual,
+        audio=audio,
+        alerts=flags,
+        screens=screens,
+        insights=unique,
+        brief=[
+            Point(
+                id=item.pk,
+                kind=item.kind,
+                text=item.text,
+                owner=item.owner,
+                due=item.due,
+                status=item.status,
+                evidence=_resolve(item.evidence, citable),
+            )
+            for item in brief
+        ],
+        questions=[
+            Answered(
+                id=q.pk,
+                question=q.question,
+                answer=q.answer,
+                outcome=q.outcome,
+                asked_at=q.asked_at,
+                answered_at=q.answered_at,
+                evidence=_resolve(q.evidence, citable),
+            )
+            for q in questions
         ],
     )

@@ -1,11 +1,13 @@
 """One search over everything said, shown and flagged, on PostgreSQL and on SQLite.
 
-Writing: every final transcript line, insight and alert has one SearchEntry, written by
-:func:`index_segment`, :func:`index_insight` and :func:`index_alert`. Those run from the
+Writing: every final transcript line, insight and alert, and every current decision and
+action item of a brief, has one SearchEntry, written by :func:`index`. It runs from the
 models' save signals (sessions_app/apps.py), so whatever stores an item (the relay, its
-backfill, an alert callback, the admin, a test) keeps the index in step, on both databases,
-through this one code path; the database keeps its own full-text structure in step with the
-row (see SearchEntry).
+backfill, an alert callback, the brief, the admin, a test) keeps the index in step, on both
+databases, through this one code path; the database keeps its own full-text structure in
+step with the row (see SearchEntry). A brief's item is found at the first of its cited
+moments (its entry takes that moment's stream, time and channel), and only while it is
+current: one that leaves the brief leaves the index.
 
 Reading: :func:`search` takes the sessions a user may view (sessions_app/viewers/access.py) and a
 query parsed by sessions_app/history/search_text.py. The only thing that differs between databases
@@ -26,9 +28,10 @@ from django.db import connection
 from django.db.models import BooleanField, Count, QuerySet
 from django.db.models.expressions import RawSQL
 
-from sessions_app.history import search_text
+from sessions_app.history import repeats, search_text
 from sessions_app.models import (
     Alert,
+    BriefItem,
     CaptureSession,
     Insight,
     RTStream,
@@ -69,35 +72,155 @@ def _entry(item: TranscriptSegment | Insight | Alert) -> SearchEntry:
     )
 
 
+# A brief's evidence kinds (sessions_app/intelligence/sources.py) and the tables they name.
+_EVIDENCE_MODELS: dict[str, type[TranscriptSegment | Insight | Alert]] = {
+    "transcript": TranscriptSegment,
+    "visual": Insight,
+    "audio": Insight,
+    "alert": Alert,
+}
+_SEARCHABLE_BRIEF_KINDS = {BriefItem.Kind.DECISION, BriefItem.Kind.ACTION}
+
+Moment = TranscriptSegment | Insight | Alert
+
+
+def cited(item: BriefItem) -> list[tuple[str, int]]:
+    """The (kind, id) pairs ``item`` cites, each once, in its order, skipping anything
+    malformed."""
+    pairs = []
+    for evidence in item.evidence if isinstance(item.evidence, list) else []:
+        if not isinstance(evidence, dict):
+            continue
+        kind, pk = evidence.get("kind"), evidence.get("id")
+        if kind in _EVIDENCE_MODELS and isinstance(pk, int) and not isinstance(pk, bool):
+            pairs.append((kind, pk))
+    return list(dict.fromkeys(pairs))
+
+
+_ANCHOR_PREFIX = {"transcript": "line", "visual": "ins", "audio": "ins", "alert": "alert"}
+
+
+def evidence_anchor(kind: str, pk: int) -> str:
+    """The history page's element id for a cited moment (templates/sessions_app/history.html)."""
+    return f"{_ANCHOR_PREFIX[kind]}-{pk}"
+
+
+def brief_anchor(item: BriefItem) -> str:
+    """Where a decision or action item opens on the history page: its first cited moment."""
+    pairs = cited(item)
+    return evidence_anchor(*pairs[0]) if pairs else ""
+
+
+def cited_moments(items: Iterable[BriefItem]) -> dict[tuple[str, int], Moment]:
+    """Every stored moment the ``items`` cite, by (evidence kind, id), with its stream: one
+    query per table. A cited moment of another session is not theirs and is left out."""
+    items = list(items)
+    wanted: dict[type[Moment], set[int]] = {}
+    for item in items:
+        for kind, pk in cited(item):
+            wanted.setdefault(_EVIDENCE_MODELS[kind], set()).add(pk)
+    sessions = {item.session_id for item in items}
+    rows: dict[tuple[type[Moment], int], Moment] = {}
+    for model, ids in wanted.items():
+        for row in model.objects.filter(pk__in=ids, session_id__in=sessions).select_related(
+            "stream"
+        ):
+            rows[(model, row.pk)] = row
+    found: dict[tuple[str, int], Moment] = {}
+    for item in items:
+        for kind, pk in cited(item):
+            row = rows.get((_EVIDENCE_MODELS[kind], pk))
+            if row is not None and row.session_id == item.session_id:
+                found[(kind, pk)] = row
+    return found
+
+
+def first_moment(item: BriefItem, moments: dict[tuple[str, int], Moment]) -> Moment | None:
+    """The first of ``item``'s cited moments that is stored: where search finds it."""
+    return next((moments[c] for c in cited(item) if c in moments), None)
+
+
+def brief_text(item: BriefItem) -> str:
+    """What a decision or action item is found by: its text, and an action's owner and due."""
+    parts = [" ".join(item.text.split())]
+    if item.kind == BriefItem.Kind.ACTION:
+        parts += [
+            f"owner {item.owner}" if item.owner else "",
+            f"due {item.due}" if item.due else "",
+        ]
+    return " · ".join(part for part in parts if part)
+
+
+def _brief_entry(item: BriefItem, moment: Moment) -> SearchEntry:
+    text = brief_text(item)
+    return SearchEntry(
+        session_id=item.session_id,
+        stream_id=moment.stream_id,
+        kind=item.kind,
+        channel=moment.stream.kind,
+        start_ms=moment.start_ms,
+        end_ms=max(moment.end_ms, moment.start_ms),
+        day=_day(moment.start_ms),
+        text=search_text.normalize(text),
+        terms=search_text.terms(text),
+        brief_item=item,
+    )
+
+
+def _brief_entries(items: Iterable[BriefItem]) -> list[SearchEntry]:
+    items = [item for item in items if is_searchable(item)]
+    moments = cited_moments(items)
+    entries = []
+    for item in items:
+        if (moment := first_moment(item, moments)) is not None:
+            entries.append(_brief_entry(item, moment))
+    return entries
+
+
 def alert_text(alert: Alert) -> str:
     """What an alert is found by: its label (words split at underscores) and explanation."""
     return f"{alert.label} {alert.text}".strip()
 
 
-def is_searchable(item: TranscriptSegment | Insight | Alert) -> bool:
-    """Interim speech is still changing (the final replaces it) and a "cleared" alert report
-    is nothing anyone looks for: neither is indexed."""
+def is_searchable(item: Moment | BriefItem) -> bool:
+    """Interim speech is still changing (the final replaces it), a "cleared" alert report is
+    nothing anyone looks for, and a brief's summary, open questions and the items a refresh
+    dropped are not moments: none is indexed."""
     if isinstance(item, TranscriptSegment):
         return item.is_final and bool(item.text.strip())
     if isinstance(item, Alert):
         return item.triggered
+    if isinstance(item, BriefItem):
+        return item.kind in _SEARCHABLE_BRIEF_KINDS and item.is_current and bool(item.text.strip())
     return bool(item.text.strip())
 
 
-_SOURCE_FIELD = {TranscriptSegment: "segment", Insight: "insight", Alert: "alert"}
+_SOURCE_FIELD = {
+    TranscriptSegment: "segment",
+    Insight: "insight",
+    Alert: "alert",
+    BriefItem: "brief_item",
+}
 
 
-def index(item: TranscriptSegment | Insight | Alert, *, created: bool = False) -> None:
+def index(item: Moment | BriefItem, *, created: bool = False) -> None:
     """Bring ``item``'s entry up to date: write it, refresh it, or remove it. One upsert, so
     two paths storing the same item at once leave one entry."""
     source = _SOURCE_FIELD[type(item)]
-    if not is_searchable(item):
+    entry = None
+    if is_searchable(item):
+        if isinstance(item, BriefItem):
+            # None when none of its cited moments is stored: nowhere to find it.
+            entry = next(iter(_brief_entries([item])), None)
+        else:
+            entry = _entry(item)
+    if entry is None:
         # A new interim line (the relay's commonest write) cannot have an entry yet.
         if not created:
             SearchEntry.objects.filter(**{source: item}).delete()
         return
     SearchEntry.objects.bulk_create(
-        [_entry(item)],
+        [entry],
         update_conflicts=True,
         unique_fields=[source],
         update_fields=[
@@ -115,12 +238,13 @@ def index(item: TranscriptSegment | Insight | Alert, *, created: bool = False) -
 
 def entries_for(session: CaptureSession) -> list[SearchEntry]:
     """Every entry ``session`` should have, built from what is stored (for a rebuild)."""
-    items: list[TranscriptSegment | Insight | Alert] = [
+    items: list[Moment] = [
         *session.segments.select_related("stream"),
         *session.insights.select_related("stream"),
         *session.alerts.select_related("stream"),
     ]
-    return [_entry(item) for item in items if is_searchable(item)]
+    entries = [_entry(item) for item in items if is_searchable(item)]
+    return entries + _brief_entries(session.brief_items.all())
 
 
 def rebuild(sessions: Iterable[CaptureSession]) -> int:
@@ -226,6 +350,56 @@ def matches(
     return qs.order_by("-start_ms", "-id")
 
 
+_REPEATED_KINDS = (SearchEntry.Kind.VISUAL, SearchEntry.Kind.AUDIO)  # insights' entry kinds
+
+
+def _repeated_copies(
+    qs: QuerySet[SearchEntry], counts: Iterable[tuple[str, str, int, date, int]]
+) -> list[tuple[int, str, str, int, date]]:
+    """The matching entries of insights whose group another matching copy stands for:
+    (entry id, kind, channel, session id, day) of each.
+
+    Only sessions with two or more matching insights of a kind can have any, so a search
+    that matches none (or one) asks nothing more; otherwise two queries, whatever the hits:
+    the matching copies, and the insights of those sessions to group them.
+    """
+    per_session: Counter[tuple[int, str]] = Counter()
+    for kind, _channel, session_id, _day, n in counts:
+        if kind in _REPEATED_KINDS:
+            per_session[(session_id, kind)] += n
+    pairs = {pair for pair, n in per_session.items() if n > 1}
+    if not pairs:
+        return []
+    sessions, kinds = {s for s, _ in pairs}, {k for _, k in pairs}
+    matched = list(
+        qs.filter(session_id__in=sessions, kind__in=kinds)
+        .order_by()
+        .values_list("pk", "insight_id", "kind", "channel", "session_id", "day")
+    )
+    stored: dict[tuple[int, str], list[Insight]] = {}
+    for insight in Insight.objects.filter(session_id__in=sessions, kind__in=kinds).only(
+        "id", "session_id", "stream_id", "kind", "text", "start_ms", "end_ms"
+    ):
+        stored.setdefault((insight.session_id, insight.kind), []).append(insight)
+    place: dict[int, tuple[int, int]] = {}  # insight id -> (its group's id, its place in it)
+    for (session_id, kind), insights in stored.items():
+        if (session_id, kind) in pairs:
+            for group in repeats.grouped(kind, insights):
+                for position, copy_id in enumerate(group.ids):
+                    place[copy_id] = (group.id, position)
+    standing: set[int] = set()
+    repeated = []
+    for pk, insight_id, kind, channel, session_id, day in sorted(
+        matched, key=lambda row: place.get(row[1], (row[1], 0))[1]
+    ):
+        group_id = place.get(insight_id, (insight_id, 0))[0]
+        if group_id in standing:
+            repeated.append((pk, kind, channel, session_id, day))
+        else:
+            standing.add(group_id)
+    return repeated
+
+
 def search(
     query: search_text.Query,
     session_ids: Iterable[int],
@@ -240,23 +414,34 @@ def search(
     if query.is_empty or not session_ids:
         return results
     qs = matches(query, session_ids, filters)
-    groups = (
+    groups = list(
         qs.order_by().values_list("kind", "channel", "session_id", "day").annotate(n=Count("id"))
     )
+    # VideoDB's repetitions are one hit: the first matching copy of each group stands for the
+    # others (sessions_app/history/repeats.py). The counts are of hits as listed, not of rows:
+    # a copy left out is taken off the facet it was counted in, so the total, the pages and
+    # every facet add up to the list (a facet never says 22 where the list shows 8).
+    repeated = _repeated_copies(qs, groups)
+    if repeated:
+        qs = qs.exclude(pk__in=[pk for pk, *_ in repeated])
     by_kind: Counter[str] = Counter()
     by_channel: Counter[str] = Counter()
     by_session: Counter[int] = Counter()
     by_day: Counter[date] = Counter()
-    for kind, channel, session_id, day, n in groups:
+    left_out = [(*row[1:], -1) for row in repeated]
+    for kind, channel, session_id, day, n in [*groups, *left_out]:
         by_kind[kind] += n
         by_channel[channel] += n
         by_session[session_id] += n
         by_day[day] += n
+    for counter in (by_kind, by_channel, by_session, by_day):
+        for key in [key for key, n in counter.items() if n <= 0]:
+            del counter[key]
     results.total = sum(by_kind.values())
     results.pages = max(1, -(-results.total // page_size)) if results.total else 0
     results.page = min(max(1, page), max(1, results.pages))
     offset = (results.page - 1) * page_size
-    entries = list(qs.select_related("stream")[offset : offset + page_size])
+    entries = list(qs.select_related("stream", "brief_item")[offset : offset + page_size])
     sessions = CaptureSession.objects.in_bulk({e.session_id for e in entries} | set(by_session))
     results.hits = [
         Hit(

@@ -2,8 +2,9 @@
 
 The timeline is drawn by the server as SVG (no charting script to load, nothing for CSP to
 allow): one time axis, a row per audio channel whose bars show how much of each slice of
-time was speech, a row of ticks where the screen changed, and a marker per alert. Geometry
-is computed here; templates/sessions_app/history.html only prints numbers.
+time was speech, a row of ticks where the screen changed (one per screen span: an unchanged
+screen described again and again is one tick), and a marker per alert. Geometry is computed
+here; templates/sessions_app/history.html only prints numbers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from sessions_app.history.record import SessionRecord, format_offset
+from sessions_app.history.record import Note, SessionRecord, format_offset, format_range
+from sessions_app.history.repeats import Group
 
 WIDTH = 1000  # SVG user units; the picture scales to the page
 LABEL_WIDTH = 120
@@ -64,6 +66,61 @@ class Timeline:
     @property
     def view_box(self) -> str:
         return f"0 0 {self.width} {self.height}"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the session holds, as the page shows it and as VideoDB reported it."""
+
+    lines: int
+    screens: int  # screen spans shown
+    descriptions: int  # screen descriptions VideoDB sent
+    insights: int  # insights shown, each once
+    reported: int  # insights VideoDB sent, copies included
+    alerts: int
+
+
+def counts(record: SessionRecord) -> Counts:
+    return Counts(
+        lines=len(record.lines),
+        screens=len(record.screens),
+        descriptions=len(record.visual),
+        insights=len(record.insights),
+        reported=len(record.audio),
+        alerts=len(record.alerts),
+    )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A screen span or an insight as the history page lists it: once, for all its copies."""
+
+    id: int  # its first copy: the element's id, which links and evidence name
+    other_ids: tuple[int, ...]  # the other copies: a link to one lands on this element too
+    start_ms: int
+    when: str  # "00:10-01:40" for a screen span, the start for an insight
+    text: str
+    count: int  # how many copies VideoDB sent
+    speakers: tuple[str, ...]  # whose channels reported it
+
+
+def shown(groups: list[Group[Note]], *, spans: bool) -> list[Shown]:
+    """``groups`` (the record's ``screens`` or ``insights``) as the page lists them."""
+    listed = []
+    for group in groups:
+        start, end = span_offsets(group)
+        listed.append(
+            Shown(
+                id=group.id,
+                other_ids=group.ids[1:],
+                start_ms=group.start_ms,
+                when=format_range(start, end) if spans else format_offset(start),
+                text=group.text,
+                count=group.count,
+                speakers=group.speakers,
+            )
+        )
+    return listed
 
 
 @dataclass(frozen=True)
@@ -139,7 +196,7 @@ def timeline(record: SessionRecord) -> Timeline:
         row.markers = [
             Marker(
                 x=_x(plot_width, duration, item.offset_ms),
-                title=f"{format_offset(item.offset_ms)} {describe(item)}",
+                title=describe(item),
                 anchor=f"{prefix}-{item.id}",
                 offset_ms=item.offset_ms,
             )
@@ -148,8 +205,15 @@ def timeline(record: SessionRecord) -> Timeline:
         rows.append(row)
         y += ROW_HEIGHT
 
-    marks("Screen", "screen", record.visual, lambda n: f"on screen: {n.text[:120]}", "ins")
-    marks("Alerts", "alerts", record.alerts, lambda f: f"alert: {f.label}", "alert")
+    spans = [_span_mark(span) for span in record.screens]
+    marks("Screen", "screen", spans, lambda s: f"{s.when} on screen: {s.text[:120]}", "ins")
+    marks(
+        "Alerts",
+        "alerts",
+        record.alerts,
+        lambda f: f"{format_offset(f.offset_ms)} alert: {f.label}",
+        "alert",
+    )
     ticks = [
         (
             _x(plot_width, duration, int(duration * i / TICKS)),
@@ -165,6 +229,28 @@ def timeline(record: SessionRecord) -> Timeline:
         rows=rows,
         ticks=ticks,
         duration_ms=duration,
+    )
+
+
+@dataclass(frozen=True)
+class _SpanMark:
+    id: int
+    offset_ms: int
+    when: str
+    text: str
+
+
+def _span_mark(span: Group[Note]) -> _SpanMark:
+    """A screen span's tick: at its start, titled with its range ("00:10-01:40 …")."""
+    start, end = span_offsets(span)
+    return _SpanMark(id=span.id, offset_ms=start, when=format_range(start, end), text=span.text)
+
+
+def span_offsets(group: Group[Note]) -> tuple[int, int]:
+    """Where a group's copies start and end, as offsets into the session."""
+    return (
+        min(copy.offset_ms for copy in group.copies),
+        max(copy.end_offset_ms for copy in group.copies),
     )
 
 

@@ -1,14 +1,15 @@
 """The live path's one contract: which group a session's viewers join, what a live message
 looks like, how each stored item renders, and how a browser that reconnects catches up.
 
-The relay publishes through here after storing an event; the consumer replays through here
-on (re)connect; the page renders the same partials on load. So the live page, a replay and
+The relay publishes through here after storing an event, and the intelligence services
+after storing a brief or an answer; the consumer replays through here on (re)connect; the
+page renders the same partials on load. So the live page, a replay and
 a reload can never disagree.
 
 Every item carries the session sequence number of its last change (``seq``). A message is
 one rendered fragment whose root element has a stable id (``seg-12``, ``ins-3``,
-``alert-9``): the browser replaces the element with that id, or inserts it in its list when
-it has none, so a message received twice changes nothing.
+``alert-9``, ``brief-5``): the browser replaces the element with that id, or inserts it in
+its list when it has none, so a message received twice changes nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +24,26 @@ from channels.layers import get_channel_layer
 from django.db.models import Model
 from django.template.loader import render_to_string
 
+from sessions_app.history import repeats
 from sessions_app.history.record import epoch_ms, format_offset
-from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
+from sessions_app.intelligence import citations
+from sessions_app.live import groups
+from sessions_app.models import (
+    Alert,
+    Brief,
+    BriefItem,
+    CaptureSession,
+    Insight,
+    Question,
+    RTStream,
+    TranscriptSegment,
+)
 
 logger = logging.getLogger(__name__)
 
 LIVE_TEMPLATE = "sessions_app/live.html"
+ASK_TEMPLATE = "sessions_app/ask.html"
+BRIEF_TEMPLATE = "sessions_app/brief.html"
 REPLAY_LIMIT = 2000  # items per replay batch; a browser further behind reloads the page
 PUBLISH_TIMEOUT_SECONDS = 5.0
 # The status only moves forward, in this order (CaptureSession.TRANSITIONS): a banner of a
@@ -65,14 +80,27 @@ def offset_label(session: CaptureSession, ms: int) -> str:
 
 def render(item: Model, *, session: CaptureSession, oob: bool = True) -> str:
     """The partial for one stored item, exactly as the page shows it."""
+    template = LIVE_TEMPLATE
     if isinstance(item, TranscriptSegment):
         name, context = "segment", {"segment": item}
     elif isinstance(item, Insight):
-        name, context = "insight", {"insight": item}
+        # On its own: an insight is shown in its group of repeats (``render_group``).
+        return render_group(repeats.Group((item,)), session=session, seq=item.seq, oob=oob)
     elif isinstance(item, Alert):
         name, context = "alert", {"alert": item}
     elif isinstance(item, RTStream):
         name, context = "speaker", {"stream": item}
+    elif isinstance(item, Question):
+        # Its citations resolved already (a whole list at once), or here.
+        cited = getattr(item, "citations", None)
+        if cited is None:
+            cited = citations.of(session, item.evidence)
+        template, name, context = ASK_TEMPLATE, "question", {"question": item, "cited": cited}
+    elif isinstance(item, BriefItem):
+        cited = getattr(item, "citations", None)
+        if cited is None:
+            cited = citations.of(session, item.evidence)
+        template, name, context = BRIEF_TEMPLATE, "item", {"item": item, "cited": cited}
     else:
         raise TypeError(f"no live partial for {type(item).__name__}")
     start_ms = getattr(item, "start_ms", None)
@@ -81,7 +109,7 @@ def render(item: Model, *, session: CaptureSession, oob: bool = True) -> str:
         oob=oob,
         offset=offset_label(session, start_ms) if start_ms is not None else "",
     )
-    return render_to_string(f"{LIVE_TEMPLATE}#{name}", context)
+    return render_to_string(f"{template}#{name}", context)
 
 
 def render_status(session: CaptureSession, *, oob: bool = True) -> str:
@@ -90,7 +118,78 @@ def render_status(session: CaptureSession, *, oob: bool = True) -> str:
 
 
 def message(item: Model, session: CaptureSession) -> LiveUpdate:
+    if isinstance(item, Insight):
+        return _insight_message(item, session)
     return {"type": "live.update", "seq": item.seq, "html": render(item, session=session)}
+
+
+# --- insights, shown once (sessions_app/history/repeats.py, sessions_app/live/groups.py) --
+#
+# An insight VideoDB repeated is one element, ``ins-<first copy's id>``, re-rendered whole
+# when a copy arrives, carrying the seq of the change that made it (so a late copy of an
+# older state never replaces it). An element whose group no longer exists (a span whose
+# first copy changed, two spans joined by a late copy) is removed by a "delete" fragment.
+
+
+def render_group(
+    group: repeats.Group[Insight], *, session: CaptureSession, seq: int, oob: bool = True
+) -> str:
+    """A screen span or an insight with its copies, under its first copy's id."""
+    latest = max(group.copies, key=lambda copy: copy.seq)
+    visual = group.first.kind == Insight.Kind.VISUAL
+    until = offset_label(session, group.end_ms) if visual else ""
+    offset = offset_label(session, group.start_ms)
+    context = {
+        "group": group,
+        "visual": visual,
+        "seq": seq,
+        "stream_id": latest.stream_id,
+        "offset": offset,
+        "until": until if until != offset else "",
+        "speakers": group.speakers if group.count > 1 else (),
+        "session": session,
+        "oob": oob,
+    }
+    return render_to_string(f"{LIVE_TEMPLATE}#insight", context)
+
+
+def render_gone(insight_id: int, *, seq: int) -> str:
+    """Removes the element of a group that no longer exists."""
+    return render_to_string(f"{LIVE_TEMPLATE}#gone", {"insight_id": insight_id, "seq": seq})
+
+
+def _render_changes(
+    change: repeats.Changes[Insight], session: CaptureSession, seq: int
+) -> list[str]:
+    return [render_gone(gone, seq=seq) for gone in change.gone] + [
+        render_group(group, session=session, seq=seq) for group in change.show
+    ]
+
+
+def _insight_message(insight: Insight, session: CaptureSession) -> LiveUpdate:
+    """A stored insight's push: its group again, in place (and what else that changed)."""
+    fragments = _render_changes(groups.after_storing(insight), session, insight.seq)
+    return {"type": "live.update", "seq": insight.seq, "html": "".join(fragments)}
+
+
+def _insight_replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]:
+    """The insight groups a browser that reflects ``after_seq`` shows out of date, each
+    with the seq of its newest change."""
+    change = groups.since(session, after_seq)
+    if not change.show and not change.gone:
+        return []
+    newest = max(
+        (copy.seq for group in change.show for copy in group.copies), default=after_seq + 1
+    )
+    updates: list[LiveUpdate] = []
+    for group in change.show:
+        seq = max((copy.seq for copy in group.copies if copy.seq > after_seq), default=newest)
+        html = render_group(group, session=session, seq=seq)
+        updates.append({"type": "live.update", "seq": seq, "html": html})
+    if change.gone:
+        html = "".join(render_gone(gone, seq=newest) for gone in change.gone)
+        updates.append({"type": "live.update", "seq": newest, "html": html})
+    return updates
 
 
 # The in-memory channel layer (the embedded default) works within one event loop, Daphne's,
@@ -167,14 +266,26 @@ def replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]:
     """Everything that changed after ``after_seq``, in sequence order, rendered."""
     items: list[Model] = []
     related = ("stream",)
-    for model in (TranscriptSegment, Insight, Alert):
+    for model in (TranscriptSegment, Alert):  # insights: by group, below
         items.extend(
             model.objects.filter(session=session, seq__gt=after_seq)
             .select_related(*related)
             .order_by("seq")[:REPLAY_LIMIT]
         )
+    items.extend(
+        Question.objects.filter(session=session, seq__gt=after_seq)
+        .select_related("asked_by")
+        .order_by("seq")[:REPLAY_LIMIT]
+    )
+    # The brief's items, those it no longer holds too (their hidden copy removes them).
+    items.extend(
+        BriefItem.objects.filter(session=session, seq__gt=after_seq).order_by("seq")[:REPLAY_LIMIT]
+    )
     items.sort(key=lambda item: item.seq)
-    return [message(item, session) for item in items[:REPLAY_LIMIT]]
+    updates = [message(item, session) for item in items[:REPLAY_LIMIT]]
+    updates += _insight_replay(session, after_seq)
+    updates.sort(key=lambda update: update["seq"])
+    return updates[:REPLAY_LIMIT]
 
 
 # --- what the socket adds around the items (consumers.py) ----------------------------------
@@ -213,10 +324,25 @@ def render_synced(through: int, *, complete: bool) -> str:
     return render_to_string(f"{LIVE_TEMPLATE}#synced", {"through": through, "complete": complete})
 
 
+def render_brief_status(session: CaptureSession, *, oob: bool = True) -> str:
+    """The brief's status line: when the latest brief was made, or why it is paused (read
+    now, not from ``session``, which may have been loaded before the brief changed)."""
+    latest = Brief.objects.filter(session=session).order_by("-number").first()
+    paused = CaptureSession.objects.values_list("brief_paused", flat=True).get(pk=session.pk)
+    rank = 2 * (latest.number if latest else 0) + (1 if paused else 0)
+    context = {"latest": latest, "paused": paused, "rank": rank, "oob": oob}
+    return render_to_string(f"{BRIEF_TEMPLATE}#status", context)
+
+
+def brief_status_message(session: CaptureSession) -> LiveUpdate:
+    return {"type": "live.update", "seq": UNSEQUENCED, "html": render_brief_status(session)}
+
+
 def current_state(session: CaptureSession) -> list[str]:
     """The unsequenced parts as they are now: the status banner, each stream's speaker name
-    and health row. Sent after every resume, and whenever the status changes."""
-    fragments = [render_status(session)]
+    and health row, the brief's status line. Sent after every resume, and whenever the
+    status changes."""
+    fragments = [render_status(session), render_brief_status(session)]
     for stream in session.streams.all():
         stream.session = session
         # The health row first: a stream new to the page then has a speaker to rename.
@@ -248,17 +374,49 @@ def snapshot(session: CaptureSession) -> dict[str, object]:
     lists: dict[str, list[str]] = {"transcript": [], "screen": [], "insights": [], "alerts": []}
     for segment in session.segments.select_related("stream"):
         lists["transcript"].append(render(segment, session=session, oob=False))
-    for insight in session.insights.select_related("stream"):
-        target = "screen" if insight.kind == Insight.Kind.VISUAL else "insights"
-        lists[target].append(render(insight, session=session, oob=False))
+    for group in groups.all_groups(session):
+        target = "screen" if group.first.kind == Insight.Kind.VISUAL else "insights"
+        seq = groups.latest_seq(group)
+        lists[target].append(render_group(group, session=session, seq=seq, oob=False))
     alerts = list(session.alerts.select_related("stream"))
     for alert in alerts:
         lists["alerts"].append(render(alert, session=session, oob=False))
     triggered = [alert for alert in alerts if alert.triggered]
+    questions = list(session.questions.select_related("asked_by").order_by("-asked_at", "-pk"))
+    citations.attach(session, questions)
+    lists["questions"] = [render(q, session=session, oob=False) for q in questions]
     return {
         **lists,
+        "brief": _brief_sections(session),
+        "brief_status": render_brief_status(session, oob=False),
         "last_seq": last_seq,
         "status_rank": STATUS_RANKS[session.status],
         "latest_alert": triggered[-1] if triggered else None,
         "streams": list(session.streams.all()),
     }
+
+
+# The brief's lists on the page, in order, and what each says while empty.
+BRIEF_SECTIONS = (
+    (BriefItem.Kind.SUMMARY, "Summary so far", "Nothing summarised yet."),
+    (BriefItem.Kind.DECISION, "Decisions", "No decisions yet."),
+    (BriefItem.Kind.ACTION, "Action items", "No action items yet."),
+    (BriefItem.Kind.QUESTION, "Open questions", "No open questions."),
+)
+
+
+def _brief_sections(session: CaptureSession) -> list[dict[str, object]]:
+    """The brief's current items, rendered, per list, in the order of their moments."""
+    current = list(
+        BriefItem.objects.filter(session=session, is_current=True).order_by("start_ms", "pk")
+    )
+    citations.attach(session, current)
+    return [
+        {
+            "kind": kind,
+            "heading": heading,
+            "empty": empty,
+            "items": [render(i, session=session, oob=False) for i in current if i.kind == kind],
+        }
+        for kind, heading, empty in BRIEF_SECTIONS
+    ]

@@ -3,18 +3,24 @@
 Every path that brings an event in (the relay's socket, its backfill, alert callbacks)
 stores it with ``store``, so idempotency is written once: the unique constraints in
 models.py turn a repeat into "nothing new", and only a real change takes a sequence number
-(which a reconnecting browser uses to ask for what it missed) and a live update.
+(which a reconnecting browser uses to ask for what it missed) and a live update. A new final
+line also asks whether the live brief is due (``intelligence.schedule``).
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from sessions_app.intelligence import schedule
 from sessions_app.live import broadcast
 from sessions_app.live.events import AlertInput, Event, InsightInput, TranscriptInput
 from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
+
+logger = logging.getLogger(__name__)
 
 
 def find_stream(rtstream_id: str) -> RTStream | None:
@@ -43,10 +49,21 @@ def store(
     if item is None:
         return None
     item.stream = stream
+    if isinstance(item, TranscriptSegment) and item.is_final:
+        _notice_speech(stream.session)
     return broadcast.message(item, stream.session)
 
 
-def _next_seq(session_id: int) -> int:
+def _notice_speech(session: CaptureSession) -> None:
+    """New final speech may make the live brief due (its refresh is enqueued on commit).
+    Never at the line's expense: the line is stored, and its update must still go out."""
+    try:
+        schedule.after_final_speech(session)
+    except Exception:
+        logger.exception("could not check whether the brief of session %s is due", session.pk)
+
+
+def next_seq(session_id: int) -> int:
     """Hand out the session's next sequence number. Call inside the storing transaction, so
     the number and the row it labels commit (or roll back) together."""
     CaptureSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
@@ -71,7 +88,7 @@ def _record_alert(stream: RTStream, event: AlertInput) -> Alert | None:
                 text=event.text,
                 start_ms=event.start_ms,
                 end_ms=max(event.end_ms, event.start_ms),
-                seq=_next_seq(stream.session_id),
+                seq=next_seq(stream.session_id),
             )
     except IntegrityError:  # the other path stored it between our look and our write
         return None
@@ -108,7 +125,7 @@ def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSe
                         is_final=event.is_final,
                         start_ms=event.start_ms,
                         end_ms=end_ms,
-                        seq=_next_seq(stream.session_id),
+                        seq=next_seq(stream.session_id),
                     )
             except IntegrityError:  # another path stored the same start a moment ago
                 segment = TranscriptSegment.objects.select_for_update().get(
@@ -122,7 +139,7 @@ def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSe
         segment.text = event.text
         segment.is_final = event.is_final
         segment.end_ms = end_ms
-        segment.seq = _next_seq(stream.session_id)
+        segment.seq = next_seq(stream.session_id)
         segment.save(update_fields=["text", "is_final", "end_ms", "seq", "updated_at"])
         return segment
 
@@ -139,7 +156,7 @@ def _record_insight(stream: RTStream, event: InsightInput) -> Insight | None:
                 index_id=event.index_id,
                 text=event.text,
                 end_ms=max(event.end_ms, event.start_ms),
-                seq=_next_seq(stream.session_id),
+                seq=next_seq(stream.session_id),
                 **lookup,
             )
     except IntegrityError:

@@ -13,7 +13,8 @@ every request, never copied.
 The live socket asks here too (``live_viewer``), by the same rule, except that a browser
 without an account presents its link's token (the share page puts it in the socket's URL)
 rather than the links it remembers. Pages that act on a session (hand-off, sharing,
-speakers) are its owner's alone (``owned_session``).
+speakers) are its owner's alone (``owned_session``). Asking a session questions is for its
+owner and for viewers whose link allows it (``may_ask``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from sessions_app.models import CaptureSession, SessionViewer, ShareLink
+from sessions_app.models import CaptureSession, SessionViewer, ShareLink, User
 from sessions_app.viewers import sharing
 
 # Where an anonymous browser keeps the share links it opened (ids only; the token stays in
@@ -95,6 +96,33 @@ def owned_session(request: HttpRequest, pk: int) -> CaptureSession:
     """The session if the signed-in user owns it (the pages that act on it); 404 otherwise,
     so existence never leaks."""
     return get_object_or_404(CaptureSession, pk=pk, owner_id=request.user.pk)
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who asks a session a question: its owner (no link), or a viewer through a link."""
+
+    user: User | None  # None: a browser without an account
+    link: ShareLink | None  # the share link that allows asking; None for the owner
+
+
+def may_ask(request: HttpRequest, session: CaptureSession) -> Asker | None:
+    """May this request ask ``session`` questions? Its owner may; anyone else only through a
+    valid link of the session on which the owner allowed questions (``can_ask``), opened by
+    this signed-in user or remembered by this browser. Call after ``viewable_session``."""
+    user = request.user if request.user.is_authenticated else None
+    if user is not None and session.owner_id == user.pk:
+        return Asker(user, None)
+    through = Q(pk__in=request.session.get(LINKS_KEY, []))
+    if user is not None:
+        through |= Q(viewers__user=user)
+    link = (
+        ShareLink.objects.valid()
+        .filter(through, session=session, can_ask=True)
+        .order_by("pk")
+        .first()
+    )
+    return Asker(user, link) if link is not None else None
 
 
 # --- the live socket --------------------------------------------------------------------------

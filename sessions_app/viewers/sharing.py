@@ -13,11 +13,18 @@ from sessions_app.models import CaptureSession, ShareLink, User
 
 
 def create_link(
-    session: CaptureSession, created_by: User, *, expires_at: datetime | None = None
+    session: CaptureSession,
+    created_by: User,
+    *,
+    expires_at: datetime | None = None,
+    can_ask: bool = False,
 ) -> ShareLink:
+    """A new link; with ``can_ask`` its holders may also ask the meeting questions."""
     if expires_at is not None and expires_at <= timezone.now():
         raise ValueError("a share link must expire in the future")
-    return ShareLink.objects.create(session=session, created_by=created_by, expires_at=expires_at)
+    return ShareLink.objects.create(
+        session=session, created_by=created_by, expires_at=expires_at, can_ask=can_ask
+    )
 
 
 def resolve(token: str) -> ShareLink | None:

@@ -145,7 +145,20 @@
   // swap that follows fills it in place (htmx swaps by id; it cannot know where a new id
   // belongs). The slot's seq is -1, below any real copy.
   function prepareSlot(incoming) {
-    if (!incoming.id || document.getElementById(incoming.id)) return;
+    if (!incoming.id) return;
+    var present = document.getElementById(incoming.id);
+    if (present) {
+      // A newer copy that belongs elsewhere in its list (a brief item whose earliest cited
+      // moment changed): move it there first, and the swap fills it in its new place.
+      if (present.dataset.order !== undefined && incoming.dataset.order !== undefined &&
+          present.dataset.order !== incoming.dataset.order &&
+          num(incoming.dataset.seq, 0) > num(present.dataset.seq, 0)) {
+        present.remove();
+        present.dataset.order = incoming.dataset.order;
+        insertInOrder(present);
+      }
+      return;
+    }
     var slot = document.createElement(incoming.tagName);
     slot.id = incoming.id;
     slot.className = "slot";

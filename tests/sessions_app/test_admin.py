@@ -19,8 +19,11 @@ from django.urls import reverse
 from sessions_app.models import (
     Alert,
     AlertRule,
+    Brief,
+    BriefItem,
     CaptureSession,
     Insight,
+    Question,
     RelayConnection,
     RTStream,
     SessionViewer,
@@ -112,6 +115,45 @@ def world(
         ),
         "relay": RelayConnection.objects.create(shard="eu-1", connection_id="ws-conn-42"),
         "rejection": WebhookRejection.objects.create(reason="bad_secret", count=3),
+        **_intelligence(session, owner),
+    }
+
+
+def _intelligence(session: CaptureSession, owner: User) -> dict[str, Model]:
+    """A brief of the meeting with an action item, and a question asked of it."""
+    brief = Brief.objects.create(
+        session=session,
+        number=2,
+        is_final=True,
+        model_name="basic",
+        prompt_version="brief-v1",
+        source_count=42,
+        dropped_citations=3,
+        dropped_items=1,
+    )
+    segment = TranscriptSegment.objects.get(session=session)
+    return {
+        "brief": brief,
+        "brief_item": BriefItem.objects.create(
+            session=session,
+            kind=BriefItem.Kind.ACTION,
+            key="send-pricing-sheet",
+            text="Send the revised pricing sheet to Dana",
+            owner="Alex",
+            due="Thursday",
+            evidence=[{"kind": "transcript", "id": segment.pk}],
+            first_brief=brief,
+            last_brief=brief,
+        ),
+        "question": Question.objects.create(
+            session=session,
+            asked_by=owner,
+            question="When does the pricing page ship?",
+            answer="On Friday [1].",
+            evidence=[{"kind": "transcript", "id": segment.pk}],
+            outcome=Question.Outcome.ANSWERED,
+            model_name="basic",
+        ),
     }
 
 
@@ -157,6 +199,9 @@ ADMINS = [
     AdminCase("viewer", search="vera", shows="Vera Viewer"),
     AdminCase("relay", search="ws-conn-42", shows="ws-conn-42"),
     AdminCase("rejection", search="bad_secret", shows="bad_secret"),
+    AdminCase("brief", search="roadmap", shows="brief-v1"),
+    AdminCase("brief_item", search="revised pricing", shows="Send the revised pricing sheet"),
+    AdminCase("question", search="pricing page ship", shows="When does the pricing page ship?"),
 ]
 
 
@@ -169,6 +214,7 @@ def test_every_registered_model_has_a_case_here() -> None:
     covered = {
         User, CaptureSession, RTStream, StreamOperation, TranscriptSegment, Insight, AlertRule,
         Alert, WebhookDelivery, ShareLink, SessionViewer, RelayConnection, WebhookRejection,
+        Brief, BriefItem, Question,
     }  # fmt: skip
     assert registered == covered, "give each newly registered admin an AdminCase in ADMINS"
     assert len(ADMINS) == len(covered)
@@ -230,7 +276,10 @@ def test_admin_pages_are_refused_to_non_staff_and_anonymous(
 
 # --- what VideoDB sent is read-only ---------------------------------------------------------
 
-VIDEODB_DATA = ["operation", "segment", "insight", "alert", "delivery", "relay", "rejection"]
+VIDEODB_DATA = [
+    "operation", "segment", "insight", "alert", "delivery", "relay", "rejection",
+    "brief", "brief_item", "question",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("key", VIDEODB_DATA)
@@ -633,6 +682,21 @@ MORE_ROWS: dict[str, Callable[..., Model]] = {
     ),
     "relay": lambda world, n: RelayConnection.objects.create(shard=f"shard-{n}"),
     "rejection": lambda world, n: WebhookRejection.objects.create(reason=f"reason_{n}"),
+    "brief": lambda world, n: Brief.objects.create(
+        session=_extra_session(world, n), number=1, model_name="basic", prompt_version="v"
+    ),
+    "brief_item": lambda world, n: BriefItem.objects.create(
+        session=_extra_session(world, n),
+        kind="decision",
+        key=f"k{n}",
+        text=f"extra {n}",
+        follows=world["brief_item"],
+    ),
+    "question": lambda world, n: Question.objects.create(
+        session=_extra_session(world, n),
+        question=f"extra {n}?",
+        asked_by=User.objects.create_user(f"asker{n}"),
+    ),
 }
 
 
@@ -671,8 +735,10 @@ def test_a_sessions_change_page_costs_the_same_queries_for_one_alert_or_many(
 
 
 def test_rebuild_search_action_reindexes_the_selected_sessions(staff_client: Client, world) -> None:
+    from sessions_app.history import search
     from sessions_app.models import SearchEntry
 
+    expected = len(search.entries_for(world["session"]))
     SearchEntry.objects.all().delete()
     response = staff_client.post(
         admin_url(CaptureSession, "changelist"),
@@ -680,5 +746,84 @@ def test_rebuild_search_action_reindexes_the_selected_sessions(staff_client: Cli
         follow=True,
     )
     assert response.status_code == 200
-    assert "Indexed 3 moment(s)." in response.text
-    assert SearchEntry.objects.filter(session=world["session"]).count() == 3
+    assert f"Indexed {expected} moment(s)." in response.text
+    assert SearchEntry.objects.filter(session=world["session"]).count() == expected
+
+
+# --- meeting intelligence -------------------------------------------------------------------
+
+
+def test_a_briefs_page_shows_how_it_was_made_and_its_items(staff_client: Client, world) -> None:
+    listed = staff_client.get(admin_url(Brief, "changelist")).text
+    page = staff_client.get(admin_url(world["brief"], "change")).text
+
+    assert "3 / 1" in listed and "brief-v1" in listed and "basic" in listed
+    assert "Send the revised pricing sheet to Dana" in page and "Thursday" in page
+    assert 'name="_save"' not in page
+
+
+def test_the_brief_item_list_filters_by_kind_status_and_current(
+    staff_client: Client, world
+) -> None:
+    path = admin_url(BriefItem, "changelist")
+    item = admin_url(world["brief_item"], "change")
+
+    assert item in staff_client.get(path, {"kind__exact": "action"}).text
+    assert item not in staff_client.get(path, {"kind__exact": "decision"}).text
+    assert item not in staff_client.get(path, {"status__exact": "done"}).text
+    assert item in staff_client.get(path, {"is_current__exact": "1"}).text
+
+
+def test_an_action_items_status_is_set_like_on_the_action_items_page(
+    staff_client: Client, world
+) -> None:
+    item = world["brief_item"]
+    session = item.session
+    seq = CaptureSession.objects.get(pk=session.pk).last_seq
+
+    response = staff_client.post(
+        admin_url(item, "change"), {"status": "done", "text": "rewritten by an operator"}
+    )
+
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.status == "done" and item.text == "Send the revised pricing sheet to Dana"
+    assert item.status_set_by == session.owner  # marked for the owner: refreshes keep it
+    assert item.seq > seq  # numbered: open live pages get the change
+
+
+def test_only_an_action_item_has_a_status_to_set(staff_client: Client, world) -> None:
+    decision = BriefItem.objects.create(
+        session=world["session"], kind="decision", key="d", text="Ship on Friday"
+    )
+
+    page = staff_client.get(admin_url(decision, "change")).text
+    staff_client.post(admin_url(decision, "change"), {"status": "done"})
+
+    assert 'name="status"' not in page
+    decision.refresh_from_db()
+    assert decision.status == "open"
+    assert 'name="status"' in staff_client.get(admin_url(world["brief_item"], "change")).text
+
+
+def test_a_question_shows_who_asked_the_answer_and_its_evidence_escaped(
+    staff_client: Client, world, owner: User
+) -> None:
+    link = world["link"]
+    hostile = Question.objects.create(
+        session=world["session"],
+        share_link=link,
+        question="<script>alert(1)</script> what?",
+        answer="<img src=x onerror=alert(1)>",
+        evidence=[{"kind": "transcript", "id": "<b>1</b>"}],
+        outcome=Question.Outcome.NOT_DISCUSSED,
+    )
+
+    listed = staff_client.get(admin_url(Question, "changelist")).text
+    page = staff_client.get(admin_url(hostile, "change")).text
+
+    assert str(owner) in listed and f"share link #{link.pk}" in listed
+    assert "<script>alert(1)</script>" not in listed + page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;b&gt;1&lt;/b&gt;" in page
+    assert 'name="_save"' not in page

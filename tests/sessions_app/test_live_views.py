@@ -4,6 +4,7 @@ sends being shown as text in every partial."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -179,6 +180,8 @@ class TestHostileTextFromVideoDB:
     def test_every_partial_escapes_it(self, owner_client, meeting, mic) -> None:
         RTStream.objects.filter(pk=mic.pk).update(speaker_label=HOSTILE)
         mic.refresh_from_db()
+        # The brief's pause reason can quote VideoDB's error: its status line shows it.
+        CaptureSession.objects.filter(pk=meeting.pk).update(brief_paused=HOSTILE)
         items = [
             say(mic, HOSTILE, 1000),
             note(mic, HOSTILE, 1000, kind="visual"),
@@ -201,3 +204,178 @@ class TestHostileTextFromVideoDB:
         page = rendered[-1]
         # The hostile </div> did not close anything: the board's structure is intact.
         assert page.count("<div") - page.count("&lt;div") == page.count("</div>")
+
+
+class TestRepetitionIsShownOnce:
+    """An insight VideoDB repeats (both channels, the next windows) is one element, and an
+    unchanged screen one span: the page load, a push and a replay render the same group
+    under its first copy's id, each carrying the seq of the change it shows."""
+
+    START_MS = 1_741_080_600_000
+
+    @pytest.fixture
+    def started(self, meeting) -> CaptureSession:
+        CaptureSession.objects.filter(pk=meeting.pk).update(
+            started_at=datetime.fromtimestamp(self.START_MS / 1000, tz=UTC)
+        )
+        meeting.refresh_from_db()
+        return meeting
+
+    def at(self, seconds: float) -> int:
+        return self.START_MS + int(seconds * 1000)
+
+    def items(self, html: str) -> list[str]:
+        return re.findall(r'<li id="(ins-\d+)"', html)
+
+    def without_oob(self, html: str) -> str:
+        return html.replace(' hx-swap-oob="true"', "").strip()
+
+    def test_the_page_shows_a_repeated_insight_once_with_its_copies_and_channels(
+        self, owner_client, started, mic, system_audio
+    ) -> None:
+        first = note(mic, "Decision: ship on Friday", self.at(30))
+        note(system_audio, "Decision: ship on Friday", self.at(30))
+        note(mic, "Decision: ship on Friday", self.at(60))
+        other = note(system_audio, "Action: Dana sends the figures", self.at(60))
+
+        insights = detail(owner_client, started).split('id="insights"')[1].split("</ol>")[0]
+
+        assert self.items(insights) == [f"ins-{first.pk}", f"ins-{other.pk}"]
+        assert insights.count("Decision: ship on Friday") == 1
+        assert "reported 3 times (Me, Others)" in insights
+        assert f'data-seq="{other.seq - 1}"' in insights  # its newest copy's change
+
+    def test_the_page_shows_an_unchanged_screen_as_one_span(
+        self, owner_client, started, screen
+    ) -> None:
+        span = [note(screen, "Pricing page: three tiers", self.at(s), kind="visual")
+                for s in (10, 20, 30, 40)]  # fmt: skip
+        table = note(screen, "Comparison spreadsheet", self.at(50), kind="visual")
+
+        listed = detail(owner_client, started).split('id="screen"')[1].split("</ol>")[0]
+
+        assert self.items(listed) == [f"ins-{span[0].pk}", f"ins-{table.pk}"]
+        assert '<span class="offset">00:10\u201300:45</span>' in listed
+        assert "described 4 times" in listed
+
+    def test_a_repeat_pushed_updates_its_group_in_place_carrying_its_seq(
+        self, started, mic, system_audio
+    ) -> None:
+        first = note(mic, "Decision: ship on Friday", self.at(30))
+        copy = note(system_audio, "Decision: ship on Friday", self.at(30))
+
+        update = broadcast.message(copy, started)
+
+        assert update["seq"] == copy.seq
+        assert self.items(update["html"]) == [f"ins-{first.pk}"]
+        assert f'data-seq="{copy.seq}"' in update["html"]
+        assert 'hx-swap-oob="true"' in update["html"]
+        assert "reported 2 times (Me, Others)" in update["html"]
+
+    def test_a_new_insight_pushed_is_a_new_element(self, started, mic) -> None:
+        note(mic, "Decision: ship on Friday", self.at(30))
+        new = note(mic, "Action: Dana sends the figures", self.at(60))
+
+        html = broadcast.message(new, started)["html"]
+
+        assert self.items(html) == [f"ins-{new.pk}"] and "reported" not in html
+
+    def test_the_page_load_a_push_and_a_replay_agree(
+        self, started, mic, system_audio, screen
+    ) -> None:
+        copies = [
+            note(mic, "Decision: ship on Friday", self.at(30)),
+            note(system_audio, "Decision: ship on Friday", self.at(30)),
+            note(screen, "Pricing page", self.at(30), kind="visual"),
+            note(screen, "Pricing page", self.at(40), kind="visual"),
+            note(mic, "Decision: ship on Friday", self.at(60)),
+        ]
+        pushed = {
+            self.items(html)[0]: self.without_oob(html)
+            for html in (broadcast.message(copies[-1], started)["html"],
+                         broadcast.message(copies[3], started)["html"])
+        }  # fmt: skip
+        loaded = broadcast.snapshot(started)
+        on_load = [self.without_oob(html) for html in [*loaded["insights"], *loaded["screen"]]]
+        replayed = [self.without_oob(u["html"]) for u in broadcast.replay(started, after_seq=0)]
+
+        assert sorted(on_load) == sorted(pushed.values()) == sorted(replayed)
+
+    def test_a_replay_after_reconnect_sends_each_changed_group_once(
+        self, started, mic, system_audio
+    ) -> None:
+        first = note(mic, "Decision: ship on Friday", self.at(30))
+        seen = first.seq
+        note(system_audio, "Decision: ship on Friday", self.at(30))
+        last = note(mic, "Decision: ship on Friday", self.at(60))
+
+        (update,) = broadcast.replay(started, after_seq=seen)
+
+        assert update["seq"] == last.seq
+        assert self.items(update["html"]) == [f"ins-{first.pk}"]
+        assert f'data-seq="{last.seq}"' in update["html"]
+        assert "reported 3 times" in update["html"]
+        assert broadcast.replay(started, after_seq=last.seq) == []
+
+    def test_a_late_description_that_starts_a_span_earlier_replaces_its_element(
+        self, started, screen
+    ) -> None:
+        live = [note(screen, "Pricing page", self.at(s), kind="visual") for s in (20, 30)]
+        late = note(screen, "Pricing page", self.at(10), kind="visual")  # from a backfill
+
+        html = broadcast.message(late, started)["html"]
+
+        assert f'<li id="ins-{live[0].pk}" data-seq="{late.seq}" hx-swap-oob="delete">' in html
+        assert self.items(html) == [f"ins-{live[0].pk}", f"ins-{late.pk}"]
+        assert "described 3 times" in html and "00:10\u201300:35" in html
+        # A reconnecting browser that saw only the live copies is told the same.
+        replayed = "".join(u["html"] for u in broadcast.replay(started, after_seq=live[1].seq))
+        assert f'id="ins-{live[0].pk}" data-seq="{late.seq}" hx-swap-oob="delete"' in replayed
+        assert "described 3 times" in replayed
+
+    def test_finding_a_new_insights_group_is_one_query(
+        self, started, mic, system_audio, screen, django_assert_num_queries
+    ) -> None:
+        for n in range(40):  # an hour of other insights and screens before
+            note(mic, f"Topic {n}: {n * 7919} widgets", self.at(90 * n))
+            note(screen, f"Slide {n}: {n * 104729} gadgets", self.at(90 * n), kind="visual")
+        for n in range(1, 5):
+            note(mic, "Decision: ship on Friday", self.at(3600 + 30 * n))
+            note(system_audio, "Decision: ship on Friday", self.at(3600 + 30 * n))
+            note(screen, "Pricing page", self.at(3600 + 10 * n), kind="visual")
+        newest = note(mic, "Decision: ship on Friday", self.at(3750))
+        slide = note(screen, "Pricing page", self.at(3650), kind="visual")
+
+        with django_assert_num_queries(1):
+            spoken = broadcast.message(newest, started)["html"]
+        with django_assert_num_queries(1):
+            shown = broadcast.message(slide, started)["html"]
+
+        assert "reported 9 times" in spoken and "described 5 times" in shown
+
+    def test_a_group_longer_than_the_first_read_is_found_whole(
+        self, started, mic, system_audio, screen
+    ) -> None:
+        for n in range(40):  # twenty minutes of the same insight and the same screen
+            note(mic if n % 2 else system_audio, "Decision: ship on Friday", self.at(30 * n))
+            note(screen, "Pricing page", self.at(30 * n), kind="visual")
+        first = note(system_audio, "Decision: ship on Friday", self.at(1200))
+        slide = note(screen, "Pricing page", self.at(1200), kind="visual")
+
+        spoken = broadcast.message(first, started)["html"]
+        shown = broadcast.message(slide, started)["html"]
+
+        assert "reported 41 times" in spoken and "described 41 times" in shown
+        assert len(self.items(spoken)) == len(self.items(shown)) == 1
+
+    def test_the_copies_and_channels_of_a_group_are_escaped(
+        self, started, mic, system_audio
+    ) -> None:
+        RTStream.objects.filter(pk=mic.pk).update(speaker_label=HOSTILE)
+        note(system_audio, HOSTILE, self.at(30))
+        copy = note(RTStream.objects.get(pk=mic.pk), HOSTILE, self.at(30))
+
+        html = broadcast.message(copy, started)["html"]
+
+        assert "<img" not in html and 'hx-get="/x"' not in html
+        assert html.count("&lt;img src=x onerror=alert(1)&gt;") == 2  # the text, the channel

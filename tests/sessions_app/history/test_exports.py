@@ -13,7 +13,14 @@ import webvtt
 from django.db.models import F
 
 from sessions_app.history import exports, record
-from sessions_app.models import CaptureSession, RTStream, ShareLink, TranscriptSegment
+from sessions_app.models import (
+    BriefItem,
+    CaptureSession,
+    Question,
+    RTStream,
+    ShareLink,
+    TranscriptSegment,
+)
 from tests.conftest import ROOT
 from tests.sessions_app.conftest import HOSTILE, fire, note, say
 
@@ -230,6 +237,8 @@ class TestJson:
         "visual",
         "audio",
         "alerts",
+        "brief",
+        "questions",
     ]
     SESSION = [
         "id",
@@ -267,6 +276,7 @@ class TestJson:
         "offset_ms",
         "end_offset_ms",
         "text",
+        "same_as",
     ]
     ALERT = [
         "id",
@@ -303,7 +313,7 @@ class TestJson:
         data = json.loads(result.content)
 
         assert result.content_type == "application/json; charset=utf-8"
-        assert (data["schema"], data["version"]) == ("copilot.session-export", 1)
+        assert (data["schema"], data["version"]) == ("copilot.session-export", 2)
         assert data["exported_at"] == "2025-03-05T08:00:00+00:00"
         assert data["session"] == {
             "id": recorded.pk,
@@ -404,7 +414,7 @@ class TestMarkdown:
             "**[01:23] Others:** Sounds good\n\n"
         )
         assert "pric" not in transcript  # the interim line
-        assert "- **[00:02]** Q3 roadmap slide\n" in md
+        assert "- **[00:02\u201300:07]** Q3 roadmap slide\n" in md  # a span: its range
         assert "- **[01:00]** Decision: ship on Friday\n" in md
         assert "- **pricing\\_shared** at 00:05 (92% confidence): Price list visible\n" in md
 
@@ -472,3 +482,201 @@ class TestEmptySession:
             "No alerts fired.",
         ):
             assert empty in md
+
+
+# --- repetitions shown once, the brief and the questions (schema version 2) -----------------
+
+
+def brief_item(session, kind, text, evidence, *, position=0, **fields) -> BriefItem:
+    return BriefItem.objects.create(
+        session=session,
+        kind=kind,
+        key=f"{kind}-{position}-{text[:20]}",
+        text=text,
+        evidence=evidence,
+        position=position,
+        **fields,
+    )
+
+
+def asked(session, question, answer, evidence, *, outcome="answered", minutes=0) -> Question:
+    return Question.objects.create(
+        session=session,
+        question=question,
+        answer=answer,
+        evidence=evidence,
+        outcome=outcome,
+        asked_at=NOW + timedelta(minutes=minutes),
+        answered_at=NOW + timedelta(minutes=minutes, seconds=5) if outcome != "pending" else None,
+    )
+
+
+def ev(kind: str, item) -> dict:
+    return {"kind": kind, "id": item.pk}
+
+
+@pytest.fixture
+def rich(recorded, mic, system_audio, screen, make_session, owner, make_stream) -> dict:
+    """``recorded`` with what VideoDB repeats (the decision from the other channel and in the
+    next window, the slide described three more times), an interim line, a brief citing all
+    of it (and things the file cannot hold) and questions in every outcome."""
+    decision = recorded.insights.get(kind="audio")
+    slide = recorded.insights.get(kind="visual")
+    again = note(system_audio, "Decision: ship on Friday", START_MS + 60_000)
+    later = note(mic, "Decision: ship on Friday", START_MS + 90_000)
+    slides = [note(screen, "Q3 roadmap slide", START_MS + s * 1000, kind="visual")
+              for s in (12, 22, 32)]  # fmt: skip
+    lines = {line.text: line for line in recorded.segments.filter(is_final=True)}
+    first, second = lines["Let's start with the roadmap"], lines["Sounds good"]
+    interim = recorded.segments.get(is_final=False)
+    alert = recorded.alerts.get()
+    elsewhere = say(make_stream(make_session(owner), "mic:default"), "Other", 1000, final=True)
+    brief_item(recorded, "summary", "The roadmap was reviewed", [ev("transcript", first)])
+    brief_item(
+        recorded,
+        "decision",
+        "Ship on Friday",
+        [ev("audio", later), ev("audio", again), ev("audio", decision), ev("visual", slides[2])],
+    )
+    brief_item(
+        recorded,
+        "action",
+        "Send the notes",
+        [ev("transcript", second), ev("transcript", interim), ev("transcript", elsewhere),
+         {"kind": "audio", "id": "7"}, "junk", {"kind": "bogus", "id": first.pk}],
+        owner="Alice", due="Monday", status="open",
+    )  # fmt: skip
+    brief_item(recorded, "question", "Which tier?", [ev("alert", alert)])
+    brief_item(recorded, "decision", "An older point", [ev("transcript", first)],
+               position=1, is_current=False)  # fmt: skip
+    asked(recorded, "When do we ship?", "On Friday.", [ev("audio", again)], minutes=1)
+    asked(recorded, "Any budget?", "", [], outcome="not_discussed", minutes=2)
+    asked(recorded, "Still thinking?", "", [], outcome="pending", minutes=3)
+    asked(recorded, "Broken?", "", [], outcome="failed", minutes=4)
+    return {"decision": decision, "slide": slide, "again": again, "later": later,
+            "slides": slides, "first": first, "second": second, "alert": alert}  # fmt: skip
+
+
+class TestRepetitionsInExports:
+    def test_markdown_lists_each_insight_once_and_the_screen_as_spans(self, rich) -> None:
+        md = export(rich["decision"].session, "md").content
+
+        assert (
+            "- **Recorded:** 2 transcript lines, 1 on-screen note (4 descriptions), "
+            "1 insight (3 reported), 1 alert\n"
+        ) in md
+        assert "- **[00:02\u201300:37]** Q3 roadmap slide\n" in md
+        assert "- **[01:00]** Decision: ship on Friday (reported 3 times: Alice, Others)\n" in md
+        assert md.count("Q3 roadmap slide") == 1 and md.count("Decision: ship on Friday") == 1
+
+    def test_json_keeps_every_copy_and_says_which_group_each_is_in(self, rich) -> None:
+        data = json.loads(export(rich["decision"].session, "json").content)
+
+        first_decision, first_slide = rich["decision"].pk, rich["slide"].pk
+        assert {(i["id"], i["same_as"]) for i in data["audio"]} == {
+            (first_decision, None),
+            (rich["again"].pk, first_decision),
+            (rich["later"].pk, first_decision),
+        }
+        assert [i["same_as"] for i in data["visual"]] == [None] + [first_slide] * 3
+        assert len(data["visual"]) == 4 and len(data["audio"]) == 3
+
+
+class TestBriefAndQuestions:
+    def test_json_has_the_current_brief_with_evidence_from_the_same_file(self, rich) -> None:
+        brief = json.loads(export(rich["decision"].session, "json").content)["brief"]
+
+        assert list(brief) == ["summary", "decisions", "action_items", "open_questions"]
+        assert [list(item) for item in brief["summary"]] == [["id", "text", "evidence"]]
+        assert [item["text"] for item in brief["decisions"]] == ["Ship on Friday"]
+        # Copies of one insight are cited once, by the group's first copy.
+        assert brief["decisions"][0]["evidence"] == [
+            {"kind": "audio", "id": rich["decision"].pk},
+            {"kind": "visual", "id": rich["slide"].pk},
+        ]
+        (action,) = brief["action_items"]
+        assert list(action) == ["id", "text", "owner", "due", "status", "evidence"]
+        assert (action["owner"], action["due"], action["status"]) == ("Alice", "Monday", "open")
+        # The interim line, another session's line and malformed evidence are left out.
+        assert action["evidence"] == [{"kind": "transcript", "id": rich["second"].pk}]
+        assert brief["open_questions"][0]["evidence"] == [{"kind": "alert", "id": rich["alert"].pk}]
+
+    def test_json_has_the_answered_and_not_discussed_questions_oldest_first(self, rich) -> None:
+        questions = json.loads(export(rich["decision"].session, "json").content)["questions"]
+
+        assert [(q["question"], q["outcome"]) for q in questions] == [
+            ("When do we ship?", "answered"),
+            ("Any budget?", "not_discussed"),
+        ]
+        assert list(questions[0]) == [
+            "id", "question", "answer", "outcome", "asked_at", "answered_at", "evidence",
+        ]  # fmt: skip
+        assert questions[0]["answer"] == "On Friday."
+        assert questions[0]["evidence"] == [{"kind": "audio", "id": rich["decision"].pk}]
+        assert questions[0]["asked_at"] == "2025-03-05T08:01:00+00:00"
+
+    def test_every_evidence_id_is_an_item_of_the_same_file(self, rich) -> None:
+        data = json.loads(export(rich["decision"].session, "json").content)
+        held = {
+            "transcript": {i["id"] for i in data["transcript"]},
+            "visual": {i["id"] for i in data["visual"] if i["same_as"] is None},
+            "audio": {i["id"] for i in data["audio"] if i["same_as"] is None},
+            "alert": {i["id"] for i in data["alerts"]},
+        }
+        cited = [
+            ref
+            for items in [*data["brief"].values(), data["questions"]]
+            for item in items
+            for ref in item["evidence"]
+        ]
+
+        assert len(cited) == 6
+        for ref in cited:
+            assert list(ref) == ["kind", "id"] and ref["id"] in held[ref["kind"]], ref
+
+    def test_markdown_has_the_brief_and_the_questions_with_their_moments(self, rich) -> None:
+        md = export(rich["decision"].session, "md").content
+
+        order = ["- **Recorded:**", "## Brief", "### Summary", "### Decisions", "### Action items",
+                 "### Open questions", "## Questions", "## Transcript"]  # fmt: skip
+        assert [md.index(s) for s in order] == sorted(md.index(s) for s in order)
+        assert "- The roadmap was reviewed [00:01]\n" in md
+        assert "- Ship on Friday [01:00] [00:02]\n" in md
+        assert "- Send the notes (owner: Alice, due: Monday, open) [01:23]\n" in md
+        assert "- Which tier? [00:05]\n" in md
+        assert "- **Q:** When do we ship?\n  **A:** On Friday. [01:00]\n" in md
+        assert "- **Q:** Any budget?\n  **A:** Not discussed.\n" in md
+        for left_out in ("An older point", "Still thinking?", "Broken?"):
+            assert left_out not in md
+
+    def test_text_from_the_model_is_escaped_in_markdown(self, recorded) -> None:
+        brief_item(recorded, "action", f"{HOSTILE} [x](javascript:alert(1))", [],
+                   owner="<b>Eve</b>", due="# soon")  # fmt: skip
+        asked(recorded, f"# {HOSTILE}", f"{HOSTILE}\n# Heading", [])
+
+        md = export(recorded, "md").content
+
+        for raw in ("<img", "<b", "</div>"):
+            assert raw not in md, raw
+        assert "](" not in md.replace("\\](", "")  # the link's brackets are escaped
+        assert "\n# Heading" not in md and md.count("\n# ") == 0
+        assert "owner: &lt;b&gt;Eve&lt;/b&gt;, due: \\# soon" in md
+
+    def test_a_session_without_a_brief_or_questions_says_so(self, recorded) -> None:
+        md = export(recorded, "md").content
+        data = json.loads(export(recorded, "json").content)
+
+        assert "## Brief\n\nNo brief was made.\n" in md
+        assert "## Questions\n\nNo questions were answered.\n" in md
+        assert data["brief"] == {
+            "summary": [], "decisions": [], "action_items": [], "open_questions": [],
+        }  # fmt: skip
+        assert data["questions"] == []
+
+    def test_the_new_keys_are_documented(self) -> None:
+        text = (ROOT / "docs" / "exports.md").read_text(encoding="utf-8")
+        for key in ("brief", "questions", "same_as", "summary", "decisions", "action_items",
+                    "open_questions", "owner", "due", "status", "evidence", "outcome",
+                    "asked_at", "answered_at", "answer", "question"):  # fmt: skip
+            assert f"`{key}`" in text, key
+        assert "version 2" in text.lower()

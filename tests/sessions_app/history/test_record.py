@@ -10,7 +10,7 @@ import pytest
 from django.db.models import F, Model
 
 from sessions_app.history import record
-from sessions_app.models import CaptureSession, RTStream, TranscriptSegment
+from sessions_app.models import BriefItem, CaptureSession, Question, RTStream, TranscriptSegment
 from tests.sessions_app.conftest import fire, note, say
 
 pytestmark = pytest.mark.django_db
@@ -199,16 +199,21 @@ class TestTimes:
         assert (line.offset_ms, line.end_offset_ms) == (1000, 1000)
 
 
-def test_loading_takes_four_queries_however_many_items_and_streams(
+def test_loading_takes_six_queries_however_many_items_and_streams(
     meeting, mic, system_audio, screen, django_assert_num_queries
 ) -> None:
     for n, stream in enumerate([mic, system_audio, screen] * 5):
-        say(stream, f"Line {n}", n * 1000, final=True)
+        line = say(stream, f"Line {n}", n * 1000, final=True)
         note(stream, f"Note {n}", n * 1000, kind="visual" if n % 2 else "audio")
         fire(stream, f"label_{n}", n * 1000)
+        cites = [{"kind": "transcript", "id": line.pk}]
+        BriefItem.objects.create(session=meeting, kind="summary", key=f"s{n}", text=f"Point {n}",
+                                 evidence=cites, position=n)  # fmt: skip
+        Question.objects.create(session=meeting, question=f"Q{n}", answer="A", evidence=cites,
+                                outcome="answered")  # fmt: skip
     meeting = CaptureSession.objects.get(pk=meeting.pk)
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(6):
         loaded = record.load(meeting)
         speakers = [line.speaker for line in loaded.lines]
 
@@ -220,9 +225,16 @@ def test_the_record_holds_plain_values_and_no_model_instance(
     meeting, mic, screen, django_assert_num_queries
 ) -> None:
     RTStream.objects.filter(pk=mic.pk).update(speaker_label="Alice")
-    say(mic, "Roadmap first", 1000, final=True)
+    line = say(mic, "Roadmap first", 1000, final=True)
     note(screen, "Slide", 2000, kind="visual")
+    note(screen, "Slide", 12_000, kind="visual")
+    note(mic, "Decision: ship", 2000)
     fire(screen, "pricing_shared", 3000)
+    cites = [{"kind": "transcript", "id": line.pk}]
+    BriefItem.objects.create(session=meeting, kind="action", key="a", text="Send notes",
+                             owner="Alice", evidence=cites)  # fmt: skip
+    Question.objects.create(session=meeting, question="Q?", answer="A.", evidence=cites,
+                            outcome="answered")  # fmt: skip
     loaded = record.load(CaptureSession.objects.get(pk=meeting.pk))
 
     def values(value: object) -> list[object]:
@@ -234,6 +246,10 @@ def test_the_record_holds_plain_values_and_no_model_instance(
 
     assert not [v for v in values(loaded) if isinstance(v, Model)]
     with django_assert_num_queries(0):
+        assert [(s.count, s.speakers) for s in loaded.screens] == [(2, ("Screen",))]
+        assert [(g.count, g.speakers) for g in loaded.insights] == [(1, ("Alice",))]
+        assert [(p.owner, p.evidence[0].id) for p in loaded.brief] == [("Alice", line.pk)]
+        assert [q.evidence[0].id for q in loaded.questions] == [line.pk]
         assert (loaded.session.id, loaded.session.status_label) == (meeting.pk, "Active")
         assert [(s.id, s.kind_label, s.speaker, s.has_audio) for s in loaded.streams] == [
             (screen.pk, "Screen", "Screen", False),
@@ -262,3 +278,85 @@ def test_format_offset_shows_minutes_seconds_then_hours_and_optional_millis(
     ms: int, millis: bool, expected: str
 ) -> None:
     assert record.format_offset(ms, millis=millis) == expected
+
+
+class TestRepetitionsBriefAndQuestions:
+    def test_repeats_are_kept_as_they_came_and_grouped_as_shown(
+        self, meeting, mic, system_audio, screen
+    ) -> None:
+        first = note(mic, "Decision: ship on Friday", 30_000)
+        copy = note(system_audio, "Decision: ship on Friday", 30_000)
+        slides = [note(screen, "Pricing page", s, kind="visual") for s in (10_000, 20_000)]
+
+        loaded = record.load(meeting)
+
+        assert [n.id for n in loaded.audio] == [first.pk, copy.pk]
+        assert [(g.id, g.ids, g.speakers) for g in loaded.insights] == [
+            (first.pk, (first.pk, copy.pk), ("Me", "Others"))
+        ]
+        assert [s.ids for s in loaded.screens] == [tuple(s.pk for s in slides)]
+        assert [n.speaker for n in loaded.visual] == ["Screen", "Screen"]
+
+    def test_the_current_brief_cites_what_the_record_holds_by_each_groups_first_copy(
+        self, meeting, mic, system_audio, make_session, owner, make_stream
+    ) -> None:
+        started(meeting)
+        line = say(mic, "We ship on Friday", 5000, final=True, session_start_ms=START_MS)
+        interim = say(mic, "and th", 9000, session_start_ms=START_MS)
+        first = note(mic, "Decision: ship on Friday", START_MS + 30_000)
+        copy = note(system_audio, "Decision: ship on Friday", START_MS + 30_000)
+        elsewhere = say(make_stream(make_session(owner), "mic:default"), "x", 1000, final=True)
+        evidence = [
+            {"kind": "audio", "id": copy.pk},
+            {"kind": "audio", "id": first.pk},
+            {"kind": "transcript", "id": interim.pk},
+            {"kind": "transcript", "id": elsewhere.pk},
+            {"kind": "visual", "id": first.pk},  # the right id, the wrong kind
+            {"kind": "transcript", "id": True},
+            {"kind": "transcript", "id": line.pk},
+            "junk",
+        ]
+        for kind, key, position in (("action", "a", 0), ("summary", "s", 1), ("summary", "t", 0)):
+            BriefItem.objects.create(session=meeting, kind=kind, key=key, text=key,
+                                     evidence=evidence, position=position)  # fmt: skip
+        BriefItem.objects.create(session=meeting, kind="decision", key="old", text="old",
+                                 is_current=False)  # fmt: skip
+
+        loaded = record.load(meeting)
+
+        assert [(p.kind, p.text) for p in loaded.brief] == [
+            ("summary", "t"),
+            ("summary", "s"),
+            ("action", "a"),
+        ]
+        assert loaded.brief[0].evidence == (
+            record.Cited("audio", first.pk, START_MS + 30_000, 30_000),
+            record.Cited("transcript", line.pk, START_MS + 5000, 5000),
+        )
+
+    def test_questions_with_an_outcome_are_kept_oldest_first(self, meeting) -> None:
+        now = datetime(2025, 3, 5, 8, tzinfo=UTC)
+        for n, outcome in enumerate(["failed", "answered", "pending", "not_discussed"]):
+            Question.objects.create(session=meeting, question=outcome, outcome=outcome,
+                                    asked_at=now - timedelta(minutes=n))  # fmt: skip
+
+        loaded = record.load(meeting)
+
+        assert [(q.question, q.outcome) for q in loaded.questions] == [
+            ("not_discussed", "not_discussed"),
+            ("answered", "answered"),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (10_000, 100_000, "00:10\u201301:40"),
+        (10_000, 10_400, "00:10"),
+        (0, 3_600_000, "00:00\u20131:00:00"),
+    ],
+)
+def test_format_range_joins_two_offsets_with_an_en_dash(
+    start: int, end: int, expected: str
+) -> None:
+    assert record.format_range(start, end) == expected

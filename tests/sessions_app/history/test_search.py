@@ -257,3 +257,99 @@ def test_no_sessions_in_scope_finds_nothing(corpus):
     assert list(search.matches(search_text.parse("pricing"), [])) == []
     narrowed = search.Filters(session_ids=(corpus.pk + 1000,))
     assert list(search.matches(search_text.parse("pricing"), [corpus.pk], narrowed)) == []
+
+
+# --- VideoDB's repetitions: one hit per group ---------------------------------------------
+
+DECISION = "Decision: ship the annual plan on Friday"
+SLIDE = "Pricing page: three tiers, Starter, Team, Enterprise"
+
+
+@pytest.fixture
+def repeated(meeting, mic, system_audio, screen):
+    """The same decision from both channels in two windows, an unchanged screen described
+    four times, then another screen, then the first one again."""
+    decisions = [note(stream, DECISION, start) for start in (30_000, 60_000)
+                 for stream in (mic, system_audio)]  # fmt: skip
+    slides = [note(screen, SLIDE, 10_000 * n, kind="visual") for n in range(1, 5)]
+    note(screen, "Comparison spreadsheet", 50_000, kind="visual")
+    again = note(screen, SLIDE, 60_000, kind="visual")
+    return {"decisions": decisions, "slides": slides, "again": again}
+
+
+def hits(text: str, session, **options) -> search.Results:
+    return search.search(search_text.parse(text), [session.pk], **options)
+
+
+def test_a_repeated_insight_is_one_hit_its_first_copy_counted_once(meeting, repeated):
+    results = hits("ship", meeting)
+
+    (hit,) = results.hits
+    assert hit.entry.insight_id == repeated["decisions"][0].pk
+    assert results.total == 1 and results.pages == 1
+    assert {f.value: f.count for f in results.facets["kind"]} == {"audio": 1}
+    assert {f.value: f.count for f in results.facets["channel"]} == {"mic": 1}
+    assert [f.count for f in results.facets["session"]] == [1]
+    assert sum(f.count for f in results.facets["day"]) == 1
+
+
+def test_an_unchanged_screen_is_one_hit_and_a_screen_shown_again_is_another(meeting, repeated):
+    results = hits("tiers", meeting)
+
+    assert [h.entry.insight_id for h in results.hits] == [
+        repeated["again"].pk,
+        repeated["slides"][0].pk,
+    ]
+    assert results.total == 2
+    assert {f.value: f.count for f in results.facets["kind"]} == {"visual": 2}
+
+
+def test_the_stored_copies_stay_searchable_rows(meeting, repeated):
+    # Search keeps one entry per stored copy: only what is listed and counted is grouped.
+    assert len(found("ship", meeting)) == 4
+    assert len(found("tiers", meeting)) == 5
+
+
+def test_a_copy_that_alone_matches_stands_for_its_group(meeting, mic):
+    note(mic, "Decision: ship the annual plan", 30_000)
+    later = note(mic, "Decision: ship the annual plan Friday", 60_000)
+
+    (hit,) = hits("friday", meeting).hits
+
+    assert hit.entry.insight_id == later.pk
+
+
+def test_pages_and_totals_count_groups(meeting, mic, system_audio):
+    for n in range(5):
+        for stream in (mic, system_audio):
+            note(stream, f"Action {n}: widget review number {n * 7919}", 30_000 + n * 400_000)
+
+    first = hits("widget", meeting, page_size=2)
+    seen = [h.entry.insight_id for p in (1, 2, 3)
+            for h in hits("widget", meeting, page=p, page_size=2).hits]  # fmt: skip
+
+    assert (first.total, first.pages, len(first.hits)) == (5, 3, 2)
+    assert len(seen) == len(set(seen)) == 5
+
+
+def test_grouping_asks_two_queries_more_however_many_hits(
+    meeting, mic, system_audio, django_assert_max_num_queries
+):
+    for n in range(30):
+        for stream in (mic, system_audio):
+            note(stream, f"Action {n}: widget review number {n * 7919}", 30_000 + n * 400_000)
+    query = search_text.parse("widget")
+
+    with django_assert_max_num_queries(5):
+        results = search.search(query, [meeting.pk])
+
+    assert results.total == 30 and len(results.hits) == search.PAGE_SIZE
+
+
+def test_a_search_without_repeated_insights_asks_nothing_more(
+    corpus, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(3):
+        results = search.search(search_text.parse("pricing"), [corpus.pk])
+
+    assert results.total == 5

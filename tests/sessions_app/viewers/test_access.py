@@ -107,3 +107,36 @@ class TestLiveViewer:
         on_pages = [access.viewable(request_by(u)).filter(pk=meeting.pk).exists() for u in everyone]
         on_socket = [isinstance(access.live_viewer(u, meeting.pk), access.Viewer) for u in everyone]
         assert on_pages == on_socket == [True, True, False, False, False]
+
+
+class TestMayAsk:
+    """Asking a session questions: its owner, and viewers whose link allows it."""
+
+    def test_the_owner_asks_through_no_link(self, owner, meeting) -> None:
+        assert access.may_ask(request_by(owner), meeting) == access.Asker(owner, None)
+
+    def test_a_viewer_asks_only_through_a_valid_link_that_allows_it(
+        self, client, owner, meeting, make_user
+    ) -> None:
+        vera = make_user("vera")
+        quiet = sharing.create_link(meeting, owner)
+        open_share_page(client, vera, quiet)
+        assert access.may_ask(request_by(vera), meeting) is None
+
+        asking = sharing.create_link(meeting, owner, can_ask=True)
+        open_share_page(client, vera, asking)
+        assert access.may_ask(request_by(vera), meeting) == access.Asker(vera, asking)
+
+        sharing.revoke(asking)
+        assert access.may_ask(request_by(vera), meeting) is None
+
+    def test_a_browser_without_an_account_asks_through_the_link_it_remembers(
+        self, owner, meeting, make_session
+    ) -> None:
+        asking = sharing.create_link(meeting, owner, can_ask=True)
+        request = request_by(AnonymousUser())
+        assert access.may_ask(request, meeting) is None
+        request.session[access.LINKS_KEY] = [asking.pk]
+        assert access.may_ask(request, meeting) == access.Asker(None, asking)
+        # A link lets its holder ask its own session only.
+        assert access.may_ask(request, make_session(owner)) is None
