@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sessions_app.history import repeats
+from sessions_app.intelligence import evidence as cites
 from sessions_app.models import (
     Alert,
     BriefItem,
@@ -255,13 +256,8 @@ def _resolve(evidence: object, citable: dict[tuple[str, int], Cited]) -> tuple[C
     """The moments stored ``evidence`` cites, each once, in its order; anything malformed or
     not in the record is left out."""
     resolved: dict[tuple[str, int], Cited] = {}
-    for ref in evidence if isinstance(evidence, list) else []:
-        if not isinstance(ref, dict):
-            continue
-        kind, pk = ref.get("kind"), ref.get("id")
-        if not isinstance(kind, str) or not isinstance(pk, int) or isinstance(pk, bool):
-            continue
-        if (cited := citable.get((kind, pk))) is not None:
+    for pair in cites.pairs(evidence):
+        if (cited := citable.get(pair)) is not None:
             resolved.setdefault((cited.kind, cited.id), cited)
     return tuple(resolved.values())
 

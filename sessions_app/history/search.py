@@ -29,6 +29,7 @@ from django.db.models import BooleanField, Count, QuerySet
 from django.db.models.expressions import RawSQL
 
 from sessions_app.history import repeats, search_text
+from sessions_app.intelligence import evidence
 from sessions_app.models import (
     Alert,
     BriefItem,
@@ -72,43 +73,20 @@ def _entry(item: TranscriptSegment | Insight | Alert) -> SearchEntry:
     )
 
 
-# A brief's evidence kinds (sessions_app/intelligence/sources.py) and the tables they name.
-_EVIDENCE_MODELS: dict[str, type[TranscriptSegment | Insight | Alert]] = {
-    "transcript": TranscriptSegment,
-    "visual": Insight,
-    "audio": Insight,
-    "alert": Alert,
-}
 _SEARCHABLE_BRIEF_KINDS = {BriefItem.Kind.DECISION, BriefItem.Kind.ACTION}
 
-Moment = TranscriptSegment | Insight | Alert
+Moment = evidence.Moment
 
 
 def cited(item: BriefItem) -> list[tuple[str, int]]:
-    """The (kind, id) pairs ``item`` cites, each once, in its order, skipping anything
-    malformed."""
-    pairs = []
-    for evidence in item.evidence if isinstance(item.evidence, list) else []:
-        if not isinstance(evidence, dict):
-            continue
-        kind, pk = evidence.get("kind"), evidence.get("id")
-        if kind in _EVIDENCE_MODELS and isinstance(pk, int) and not isinstance(pk, bool):
-            pairs.append((kind, pk))
-    return list(dict.fromkeys(pairs))
-
-
-_ANCHOR_PREFIX = {"transcript": "line", "visual": "ins", "audio": "ins", "alert": "alert"}
-
-
-def evidence_anchor(kind: str, pk: int) -> str:
-    """The history page's element id for a cited moment (templates/sessions_app/history.html)."""
-    return f"{_ANCHOR_PREFIX[kind]}-{pk}"
+    """The (kind, id) pairs ``item`` cites, each once, in its order."""
+    return evidence.pairs(item.evidence)
 
 
 def brief_anchor(item: BriefItem) -> str:
     """Where a decision or action item opens on the history page: its first cited moment."""
     pairs = cited(item)
-    return evidence_anchor(*pairs[0]) if pairs else ""
+    return evidence.history_anchor(*pairs[0]) if pairs else ""
 
 
 def cited_moments(items: Iterable[BriefItem]) -> dict[tuple[str, int], Moment]:
@@ -118,7 +96,7 @@ def cited_moments(items: Iterable[BriefItem]) -> dict[tuple[str, int], Moment]:
     wanted: dict[type[Moment], set[int]] = {}
     for item in items:
         for kind, pk in cited(item):
-            wanted.setdefault(_EVIDENCE_MODELS[kind], set()).add(pk)
+            wanted.setdefault(evidence.MODELS[kind], set()).add(pk)
     sessions = {item.session_id for item in items}
     rows: dict[tuple[type[Moment], int], Moment] = {}
     for model, ids in wanted.items():
@@ -129,7 +107,7 @@ def cited_moments(items: Iterable[BriefItem]) -> dict[tuple[str, int], Moment]:
     found: dict[tuple[str, int], Moment] = {}
     for item in items:
         for kind, pk in cited(item):
-            row = rows.get((_EVIDENCE_MODELS[kind], pk))
+            row = rows.get((evidence.MODELS[kind], pk))
             if row is not None and row.session_id == item.session_id:
                 found[(kind, pk)] = row
     return found

@@ -15,17 +15,9 @@ from typing import Any
 
 from sessions_app.history import timeline
 from sessions_app.history.record import epoch_ms, format_offset
-from sessions_app.intelligence.sources import ALERT, AUDIO, TRANSCRIPT, VISUAL
-from sessions_app.models import Alert, CaptureSession, Insight, TranscriptSegment
-
-# Each evidence kind: the model holding it, and its element id prefix on the live page and
-# on the history page (templates/sessions_app/live.html, history.html).
-_KINDS: dict[str, tuple[type, str, str]] = {
-    TRANSCRIPT: (TranscriptSegment, "seg", "line"),
-    VISUAL: (Insight, "ins", "ins"),
-    AUDIO: (Insight, "ins", "ins"),
-    ALERT: (Alert, "alert", "alert"),
-}
+from sessions_app.intelligence import evidence as cited
+from sessions_app.intelligence.evidence import ALERT, AUDIO, TRANSCRIPT, VISUAL
+from sessions_app.models import CaptureSession
 
 
 @dataclass(frozen=True)
@@ -45,25 +37,13 @@ class Citation:
         ]
 
 
-def _pairs(evidence: Any) -> list[tuple[str, int]]:
-    """The well-formed ``(kind, id)`` pairs of stored evidence, each once, in order."""
-    pairs: list[tuple[str, int]] = []
-    for entry in evidence if isinstance(evidence, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        kind, pk = entry.get("kind"), entry.get("id")
-        if kind in _KINDS and isinstance(pk, int) and not isinstance(pk, bool):
-            pairs.append((kind, pk))
-    return list(dict.fromkeys(pairs))
-
-
 def of_many(session: CaptureSession, evidence_lists: Sequence[Any]) -> list[list[Citation]]:
     """The citations of each evidence list, in the same order: one query per kind of item
     cited, however many lists."""
     wanted: dict[type, set[int]] = {}
     for evidence in evidence_lists:
-        for kind, pk in _pairs(evidence):
-            wanted.setdefault(_KINDS[kind][0], set()).add(pk)
+        for kind, pk in cited.pairs(evidence):
+            wanted.setdefault(cited.MODELS[kind], set()).add(pk)
     starts: dict[tuple[type, int], int] = {}
     for model, ids in wanted.items():
         rows = model.objects.filter(session=session, pk__in=ids).values_list("pk", "start_ms")
@@ -72,9 +52,8 @@ def of_many(session: CaptureSession, evidence_lists: Sequence[Any]) -> list[list
     out = []
     for evidence in evidence_lists:
         found: list[Citation] = []
-        for kind, pk in _pairs(evidence):
-            model, live, history = _KINDS[kind]
-            start = starts.get((model, pk))
+        for kind, pk in cited.pairs(evidence):
+            start = starts.get((cited.MODELS[kind], pk))
             if start is None:
                 continue
             found.append(
@@ -84,8 +63,10 @@ def of_many(session: CaptureSession, evidence_lists: Sequence[Any]) -> list[list
                     id=pk,
                     start_ms=start,
                     offset=format_offset(start - origin) if origin is not None else "",
-                    live_anchor=f"{live}-{pk}",
-                    history_url=timeline.moment_url(session.pk, start, f"{history}-{pk}"),
+                    live_anchor=cited.live_anchor(kind, pk),
+                    history_url=timeline.moment_url(
+                        session.pk, start, cited.history_anchor(kind, pk)
+                    ),
                 )
             )
         out.append(found)

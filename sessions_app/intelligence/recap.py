@@ -21,6 +21,7 @@ from django.utils import timezone
 from sessions_app.history import search
 from sessions_app.history.record import epoch_ms, format_offset
 from sessions_app.history.timeline import moment_url
+from sessions_app.intelligence import evidence
 from sessions_app.models import Alert, Brief, BriefItem, CaptureSession, Insight
 
 LABEL_CHARS = 140  # a citation's tooltip: who said what, cut to this
@@ -122,7 +123,7 @@ def recap(session: CaptureSession, *, origin_ms: int | None = None) -> Recap | N
             if moment is None:
                 continue
             number = numbers.setdefault((kind, pk), len(numbers) + 1)
-            anchor = search.evidence_anchor(kind, pk)
+            anchor = evidence.history_anchor(kind, pk)
             citations.append(
                 Citation(
                     number=number,

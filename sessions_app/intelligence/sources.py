@@ -15,18 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sessions_app.history import repeats
 from sessions_app.history.record import SessionRecord, format_offset
+from sessions_app.intelligence.evidence import ALERT, AUDIO, TRANSCRIPT, VISUAL
 
-# The evidence kinds of the JSON export and the brief (docs/exports.md).
-TRANSCRIPT, VISUAL, AUDIO, ALERT = "transcript", "visual", "audio", "alert"
-KINDS = (TRANSCRIPT, VISUAL, AUDIO, ALERT)
 MAX_SOURCE_CHARS = 600  # one line of the prompt; longer text is cut with an ellipsis
 
 
 @dataclass(frozen=True)
 class Evidence:
-    kind: str  # one of KINDS
+    kind: str  # one of evidence.KINDS
     id: int
 
     def as_json(self) -> dict[str, object]:
@@ -78,9 +75,9 @@ def moments(record: SessionRecord, *, after_ms: int | None = None) -> list[_Mome
         _Moment(TRANSCRIPT, (line.id,), line.start_ms, line.end_ms, line.speaker, line.text)
         for line in record.lines
     ]
-    for span in repeats.screen_spans(record.visual):
+    for span in record.screens:
         found.append(_Moment(VISUAL, span.ids, span.start_ms, span.end_ms, "screen", span.text))
-    for group in repeats.unique_insights(record.audio):
+    for group in record.insights:
         found.append(_Moment(AUDIO, group.ids, group.start_ms, group.end_ms, "insight", group.text))
     for flag in record.alerts:
         if flag.triggered:
