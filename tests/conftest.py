@@ -6,6 +6,7 @@ which set the environment the settings need.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -369,3 +370,44 @@ def in_process_worker(django_db_blocker) -> Iterator[object]:
         worker.start()
     yield worker
     worker.stop()
+
+
+@contextlib.contextmanager
+def live_stack(settings, tmp_path: Path, **env: str | None) -> Iterator[dict]:
+    """The whole live path for a browser test: a fresh emulator, a Daphne server (on the
+    embedded pass it runs the worker and the relay too; with Redis they are processes of
+    their own), and this process's gateway pointed at the emulator, once the relay is
+    connected. Yields ``{url, server, emulator, env, tmp_path}``; a test that restarts the
+    server puts the new one in ``server`` so that it is the one stopped."""
+    from sessions_app import gateway
+    from sessions_app.models import RelayConnection
+    from videodb_emulator.testing import running_emulator
+
+    with running_emulator() as emulator:
+        env = {
+            "VIDEODB_BASE_URL": emulator.base_url,
+            "VIDEODB_API_KEY": None,
+            "TASK_RETRY_BASE_SECONDS": "0",
+            **env,
+        }
+        url, server = start_server(tmp_path, **env)
+        state = {"url": url, "server": server, "emulator": emulator, "env": env,
+                 "tmp_path": tmp_path}  # fmt: skip
+        # The worker builds alert callback URLs from PUBLIC_BASE_URL: it must name this server.
+        helpers = [] if settings.EMBEDDED else [
+            start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
+            start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
+        ]  # fmt: skip
+        point_at(settings, emulator, url)
+        try:
+            wait_until(
+                lambda: RelayConnection.objects.exclude(connection_id="").exists(),
+                30,
+                "the relay to connect",
+            )
+            yield state
+        finally:
+            gateway.reset()
+            for process in helpers:
+                process.stop()
+            state["server"].stop()

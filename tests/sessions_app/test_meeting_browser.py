@@ -13,16 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from sessions_app import gateway
 from sessions_app.capture import handoff
-from sessions_app.models import AlertRule, CaptureSession, RelayConnection, TranscriptSegment
+from sessions_app.models import AlertRule, CaptureSession, TranscriptSegment
 from tests.browser import log_in, orm
 from tests.conftest import (
     TINY_MEETING,
-    point_at,
-    start_relay,
+    live_stack,
     start_server,
-    start_worker,
     wait_until,
 )
 
@@ -35,37 +32,8 @@ pytestmark = [
 
 @pytest.fixture
 def system(settings, tmp_path: Path) -> Iterator[dict]:
-    from videodb_emulator.testing import running_emulator
-
-    with running_emulator() as emulator:
-        env = {
-            "VIDEODB_BASE_URL": emulator.base_url,
-            "VIDEODB_API_KEY": None,
-            "TASK_RETRY_BASE_SECONDS": "0",
-            "LIVE_SILENCE_WARNING_SECONDS": "2",
-        }
-        url, first_server = start_server(tmp_path, **env)
-        state = {"url": url, "server": first_server, "emulator": emulator, "env": env,
-                 "tmp_path": tmp_path}  # fmt: skip
-        # The worker builds alert callback URLs from PUBLIC_BASE_URL: it must name this server.
-        helpers = [] if settings.EMBEDDED else [
-            start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
-            start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
-        ]  # fmt: skip
-        point_at(settings, emulator, url)
-        try:
-            wait_until(
-                lambda: RelayConnection.objects.exclude(connection_id="").exists(),
-                30,
-                "the relay to connect",
-            )
-            yield state
-        finally:
-            gateway.reset()
-            for process in helpers:
-                process.stop()
-            # The test may have replaced the server (a restart): stop whichever runs now.
-            state["server"].stop()
+    with live_stack(settings, tmp_path, LIVE_SILENCE_WARNING_SECONDS="2") as state:
+        yield state
 
 
 def segment_ids_on_page(page) -> list[str]:

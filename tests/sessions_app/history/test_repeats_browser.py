@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from sessions_app import gateway
 from sessions_app.capture import handoff
 from sessions_app.history import record
-from sessions_app.models import CaptureSession, RelayConnection
+from sessions_app.models import CaptureSession
 from tests.browser import log_in, orm, problems
-from tests.conftest import point_at, start_relay, start_server, start_worker, wait_until
+from tests.conftest import live_stack, wait_until
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,32 +30,8 @@ WIDTHS = {"wide": 1440, "narrow": 390}
 
 @pytest.fixture
 def system(settings, tmp_path: Path) -> Iterator[dict]:
-    from videodb_emulator.testing import running_emulator
-
-    with running_emulator() as emulator:
-        env = {
-            "VIDEODB_BASE_URL": emulator.base_url,
-            "VIDEODB_API_KEY": None,
-            "TASK_RETRY_BASE_SECONDS": "0",
-        }
-        url, server = start_server(tmp_path, **env)
-        helpers = [] if settings.EMBEDDED else [
-            start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
-            start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
-        ]  # fmt: skip
-        point_at(settings, emulator, url)
-        try:
-            wait_until(
-                lambda: RelayConnection.objects.exclude(connection_id="").exists(),
-                30,
-                "the relay to connect",
-            )
-            yield {"url": url, "emulator": emulator}
-        finally:
-            gateway.reset()
-            for process in helpers:
-                process.stop()
-            server.stop()
+    with live_stack(settings, tmp_path) as state:
+        yield state
 
 
 def listed(page, list_id: str) -> list[str]:

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sessions_app import gateway
 from sessions_app.capture import handoff
-from sessions_app.models import Brief, BriefItem, CaptureSession, RelayConnection
+from sessions_app.models import Brief, BriefItem, CaptureSession
 from tests.browser import log_in, orm, problems
 from tests.conftest import (
     TINY_MEETING,
-    point_at,
-    start_relay,
-    start_server,
-    start_worker,
-    wait_until,
+    live_stack,
 )
 
 pytestmark = [
@@ -36,34 +31,8 @@ SCREENSHOTS = Path("/tmp")
 
 @pytest.fixture
 def system(settings, tmp_path: Path) -> Iterator[dict]:
-    from videodb_emulator.testing import running_emulator
-
-    with running_emulator() as emulator:
-        # A brief after about two lines of the tiny meeting, then another after two more.
-        env = {
-            "VIDEODB_BASE_URL": emulator.base_url,
-            "VIDEODB_API_KEY": None,
-            "TASK_RETRY_BASE_SECONDS": "0",
-            "BRIEF_MIN_NEW_CHARS": "60",
-        }
-        url, server = start_server(tmp_path, **env)
-        helpers = [] if settings.EMBEDDED else [
-            start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
-            start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
-        ]  # fmt: skip
-        point_at(settings, emulator, url)
-        try:
-            wait_until(
-                lambda: RelayConnection.objects.exclude(connection_id="").exists(),
-                30,
-                "the relay to connect",
-            )
-            yield {"url": url, "emulator": emulator}
-        finally:
-            gateway.reset()
-            for process in helpers:
-                process.stop()
-            server.stop()
+    with live_stack(settings, tmp_path, BRIEF_MIN_NEW_CHARS="60") as state:
+        yield state
 
 
 def test_the_brief_appears_and_updates_live_and_its_evidence_lands_on_the_line(
