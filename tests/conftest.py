@@ -274,6 +274,16 @@ def start_relay(tmp_path: Path, shard: int = 0, **env: str | None) -> Process:
     )
 
 
+def start_beat(tmp_path: Path, **env: str | None) -> Process:
+    """A separate ``celery -A copilot beat`` (the reconciler's clock; PostgreSQL + Redis only)."""
+    return Process(
+        [sys.executable, "-m", "celery", "-A", "copilot", "beat", "--loglevel", "INFO",
+         "--schedule", str(tmp_path / "beat-schedule")],
+        process_env(**env),
+        tmp_path / "beat.log",
+    )  # fmt: skip
+
+
 @pytest.fixture
 def live_server_url(transactional_db: None, tmp_path: Path) -> Iterator[str]:
     """A real Daphne (``manage.py serve``) on a free port, on the tests' own database."""
@@ -373,12 +383,16 @@ def in_process_worker(django_db_blocker) -> Iterator[object]:
 
 
 @contextlib.contextmanager
-def live_stack(settings, tmp_path: Path, **env: str | None) -> Iterator[dict]:
+def live_stack(
+    settings, tmp_path: Path, *, beat: bool = False, **env: str | None
+) -> Iterator[dict]:
     """The whole live path for a browser test: a fresh emulator, a Daphne server (on the
     embedded pass it runs the worker and the relay too; with Redis they are processes of
     their own), and this process's gateway pointed at the emulator, once the relay is
     connected. Yields ``{url, server, emulator, env, tmp_path}``; a test that restarts the
-    server puts the new one in ``server`` so that it is the one stopped."""
+    server puts the new one in ``server`` so that it is the one stopped. ``beat``: with
+    Redis, run beat too (the embedded server always does). A stack that does not come up
+    prints what its processes logged."""
     from sessions_app import gateway
     from sessions_app.models import RelayConnection
     from videodb_emulator.testing import running_emulator
@@ -398,6 +412,8 @@ def live_stack(settings, tmp_path: Path, **env: str | None) -> Iterator[dict]:
             start_worker(tmp_path, PUBLIC_BASE_URL=url, **env),
             start_relay(tmp_path, PUBLIC_BASE_URL=url, **env),
         ]  # fmt: skip
+        if beat and not settings.EMBEDDED:
+            helpers.append(start_beat(tmp_path, PUBLIC_BASE_URL=url, **env))
         point_at(settings, emulator, url)
         try:
             wait_until(
@@ -406,6 +422,10 @@ def live_stack(settings, tmp_path: Path, **env: str | None) -> Iterator[dict]:
                 "the relay to connect",
             )
             yield state
+        except BaseException:
+            for process in [state["server"], *helpers]:
+                sys.stderr.write(process.log()[-20_000:])
+            raise
         finally:
             gateway.reset()
             for process in helpers:
