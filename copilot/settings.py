@@ -230,6 +230,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
+if not REDIS_URL:
+    # The in-process broker is polled for tasks; kombu's default of 1 s made every task on the
+    # embedded default (a webhook's processing, a brief's refresh) wait up to a second.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
 CELERY_TASK_DEFAULT_QUEUE = "copilot"
 # Longest first retry delay in seconds; each further try doubles it (copilot/celery.py).
 TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 2, minimum=0)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessions_app.history import repeats
 from sessions_app.intelligence.sources import Source
 
 MAX_ITEM_CHARS = 1000
@@ -80,6 +81,15 @@ def _numbers(value: Any) -> list[int] | None:
     return numbers
 
 
+def supports(text: str, source_text: str) -> bool:
+    """Whether a cited source can support an item: it shares at least two of the item's
+    content words, or half of them (a short item). A number that was sent but says nothing
+    the item says is a loose citation, dropped like a number that was never sent."""
+    said = repeats.words(text)
+    shared = said & repeats.words(source_text)
+    return len(shared) >= 2 or (bool(said) and 2 * len(shared) >= len(said))
+
+
 def check_list(
     raw: Any, sent: Mapping[int, Source], *, with_action_fields: bool = False
 ) -> tuple[list[Item], int, int]:
@@ -99,8 +109,11 @@ def check_list(
         cited = _numbers(entry.get("evidence", entry.get("sources")))
         if cited is None:
             cited = []
-        kept = sorted({n for n in cited if n in sent})
-        dropped_citations += len([n for n in cited if n not in sent])
+        sent_cited = sorted({n for n in cited if n in sent})
+        kept = [n for n in sent_cited if text and supports(text, sent[n].text)]
+        dropped_citations += len(set(cited)) - len(sent_cited)
+        if text:
+            dropped_citations += len(sent_cited) - len(kept)
         if not text or not kept:
             dropped_items += 1
             continue

@@ -8,7 +8,14 @@ import pytest
 from sessions_app.intelligence import answers
 from sessions_app.intelligence.sources import Source
 
-SENT = {n: Source(n, "transcript", (100 + n,), 0, 0, 0, 0, "Ana", f"line {n}") for n in (1, 2, 3)}
+LINES = {
+    1: "We ship on Friday and book a room for the launch.",
+    2: "Yes, we ship on Friday; legal needs a call first.",
+    3: "I will send the deck to Ana before Friday.",
+}
+SENT = {
+    n: Source(n, "transcript", (100 + n,), 0, 0, 0, 0, "Ana", text) for n, text in LINES.items()
+}
 LISTS = {"decisions": False, "action_items": True}
 
 
@@ -61,8 +68,10 @@ def test_action_items_keep_owner_due_and_a_known_status() -> None:
 
 
 def test_a_json_string_answer_is_parsed() -> None:
-    checked = answers.check('{"decisions": [{"text": "Yes", "evidence": [1]}]}', SENT, LISTS)
-    assert [i.text for i in checked.lists["decisions"]] == ["Yes"]
+    checked = answers.check(
+        '{"decisions": [{"text": "Ship on Friday", "evidence": [1]}]}', SENT, LISTS
+    )
+    assert [i.text for i in checked.lists["decisions"]] == ["Ship on Friday"]
     assert checked.lists["action_items"] == []
 
 
@@ -83,10 +92,10 @@ def test_a_malformed_answer_is_refused_with_a_reason(output, says) -> None:
 
 def test_model_text_is_bounded_and_whitespace_folded() -> None:
     checked = answers.check(
-        {"decisions": [{"text": "a\n\n b " + "x" * 5000, "evidence": [1]}]}, SENT, LISTS
+        {"decisions": [{"text": "ship\n\n friday " + "x" * 5000, "evidence": [1]}]}, SENT, LISTS
     )
     (item,) = checked.lists["decisions"]
-    assert item.text.startswith("a b ") and len(item.text) == answers.MAX_ITEM_CHARS
+    assert item.text.startswith("ship friday ") and len(item.text) == answers.MAX_ITEM_CHARS
 
 
 class TestCheckAnswer:
@@ -113,3 +122,36 @@ class TestCheckAnswer:
     def test_an_answer_without_an_answer_object_is_refused(self, output) -> None:
         with pytest.raises(answers.AnswerError):
             answers.check_answer(output, SENT)
+
+
+def test_a_citation_that_says_nothing_the_item_says_is_dropped() -> None:
+    checked = answers.check(
+        {
+            "decisions": [
+                {"text": "Send the deck to Ana", "evidence": [1, 3]},
+                {"text": "Hire a designer", "evidence": [2]},
+            ]
+        },
+        SENT,
+        LISTS,
+    )
+
+    (deck,) = checked.lists["decisions"]
+    assert [s.number for s in deck.sources] == [3]  # 1 is about shipping and a room
+    assert checked.dropped_citations == 2 and checked.dropped_items == 1
+
+
+@pytest.mark.parametrize(
+    ("item", "source", "supported"),
+    [
+        ("Ship on Friday", "We ship on Friday.", True),
+        ("Send the pricing deck to Dana", "I'll send the deck today.", True),
+        ("Book a room", "Can someone book a room?", True),
+        ("Book a room", "Will do.", False),
+        ("Prices rise in March", "Pricing goes up in March.", True),
+    ],
+)
+def test_support_means_sharing_two_content_words_or_half_of_a_short_item(
+    item, source, supported
+) -> None:
+    assert answers.supports(item, source) is supported

@@ -197,7 +197,9 @@ def test_bad_citations_are_dropped_and_a_brief_left_with_none_keeps_the_previous
 def test_citations_never_sent_are_dropped_and_counted_on_the_brief(
     session, videodb, monkeypatch
 ) -> None:
-    store_meeting(session, lines=["We decided to ship the beta on Friday.", "Ana: fine by me."])
+    store_meeting(
+        session, lines=["We decided to ship the beta on Friday.", "Ana: I will prepare the notes."]
+    )
     answer = {
         "summary": [],
         "decisions": [
