@@ -54,7 +54,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from videodb_emulator.control_client import ControlClient  # noqa: E402 -- after the path
+from bench.live import free_port, percentile  # noqa: E402 -- after the path
+from videodb_emulator.control_client import ControlClient  # noqa: E402
 from videodb_emulator.labels import Label, score  # noqa: E402
 from videodb_emulator.scripts import Script, ScriptLibrary  # noqa: E402
 
@@ -63,7 +64,7 @@ REAL_TIME_WAIT_SECONDS = 60  # BRIEF_MAX_WAIT_SECONDS's default, in meeting time
 SUPPORT_RULE = (
     "a reference supports its item when the cited row's text shares at least 2 content "
     "words, or at least half of the item's content words, with the item's text "
-    "(sessions_app.history.repeats.words)"
+    "(sessions_app.intelligence.answers.supports, the rule the brief's checker applies)"
 )
 # The form's defaults (sessions_app/forms.py NewSessionForm): what a user gets by default.
 AUDIO_PROMPT = "Extract key decisions and action items"
@@ -72,12 +73,6 @@ PING_SECONDS = 15  # the server closes a socket silent for LIVE_SOCKET_IDLE_SECO
 FINAL_GRACE_SECONDS = 120  # after the meeting's end, for the final pass
 BRIEF_ITEM = re.compile(r'<li id="brief-(\d+)"([^>]*)>(.*?)</li>', re.DOTALL)
 CITED_LINE = re.compile(r'data-moment="seg-(\d+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, server: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -91,11 +86,6 @@ def wait_port(port: int, server: subprocess.Popen, timeout: float = 60.0) -> Non
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"nothing listened on {port} after {timeout:.0f} s")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def seconds(values: list[float]) -> str:
@@ -248,7 +238,7 @@ def play(
 def measure(result: Result, session: object, pushes: dict[int, list[Push]], speed: float) -> None:
     from django.db.models import Sum
 
-    from sessions_app.history import repeats
+    from sessions_app.intelligence import answers
     from sessions_app.models import Alert, Brief, BriefItem, Insight, TranscriptSegment
 
     script = result.script
@@ -331,7 +321,6 @@ def measure(result: Result, session: object, pushes: dict[int, list[Push]], spee
     for item in current:
         if not item.evidence:
             result.items_without_evidence += 1
-        mine = repeats.words(item.text)
         for entry in item.evidence:
             result.references += 1
             rows = models.get(entry.get("kind") if isinstance(entry, dict) else None)
@@ -340,8 +329,7 @@ def measure(result: Result, session: object, pushes: dict[int, list[Push]], spee
                 continue
             result.resolved += 1
             text = f"{row.label} {row.text}" if isinstance(row, Alert) else row.text
-            shared = len(mine & repeats.words(text))
-            if shared >= 2 or (mine and 2 * shared >= len(mine)):
+            if answers.supports(item.text, text):
                 result.supported += 1
             elif len(result.unsupported) < 3:
                 result.unsupported.append(f"{item.kind} {item.text[:60]!r} <- {text[:60]!r}")
