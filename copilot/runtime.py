@@ -9,10 +9,12 @@ copilot worker``), and ``serve`` is only the web server.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from celery import Celery
@@ -24,6 +26,9 @@ from django.conf import settings
 from copilot.celery import app as celery_app
 from sessions_app.live import broadcast
 from sessions_app.relay import Relay
+
+if TYPE_CHECKING:
+    from videodb_emulator.server import EmulatorServer
 
 logger = logging.getLogger(__name__)
 
@@ -101,27 +106,40 @@ class InProcessBeat:
         self._service.stop()
 
 
-def start_local_emulator(base_url: str) -> object:
-    """The dev runner's VideoDB: the emulator on VIDEODB_BASE_URL's port, in a thread."""
+def start_local_emulator(base_url: str, *, elsewhere_if_taken: bool = False) -> EmulatorServer:
+    """The dev runner's VideoDB: the emulator on VIDEODB_BASE_URL's port, in a thread.
+
+    When that port is taken (another ``./dev up`` holds it) and ``elsewhere_if_taken``, it
+    listens on a free port instead; the returned server's ``base_url`` says where. Only a
+    process that is the emulator's sole client may move it: Celery workers and relays of
+    their own would still call VIDEODB_BASE_URL.
+    """
     # Imported here: only the dev runner starts the emulator, and nothing else of Copilot's
     # may load it.
     from videodb_emulator.config import make_config
     from videodb_emulator.server import EmulatorServer
 
     parts = urlsplit(base_url)
-    server = EmulatorServer(make_config(host=parts.hostname, port=parts.port or 80))
-    server.start_in_thread()
-    logger.info("local VideoDB emulator on %s", base_url)
+    host = parts.hostname or "127.0.0.1"
+    server = EmulatorServer(make_config(host=host, port=parts.port or 80))
+    try:
+        server.start_in_thread()
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE or not elsewhere_if_taken:
+            raise
+        server = EmulatorServer(make_config(host=host, port=0))  # 0: the system picks one
+        server.start_in_thread()
+    logger.info("local VideoDB emulator on %s", server.base_url)
     return server
 
 
-def serve(host: str, port: int, *, embedded: bool, with_emulator: bool = False) -> None:
-    """Serve the ASGI application with Daphne until SIGINT/SIGTERM."""
+def serve(host: str, port: int, *, embedded: bool, emulator: EmulatorServer | None = None) -> None:
+    """Serve the ASGI application with Daphne until SIGINT/SIGTERM (then stop ``emulator``,
+    the local VideoDB started for this process, if any)."""
     # Imported here because importing it acts: it sets Django up again and builds the ASGI
     # application, which only a serving process needs.
     from copilot.asgi import application
 
-    emulator = start_local_emulator(settings.VIDEODB_BASE_URL) if with_emulator else None
     worker = InProcessWorker(celery_app) if embedded else None
     beat = (
         InProcessBeat(celery_app, str(settings.VAR_DIR / "celerybeat-schedule"))

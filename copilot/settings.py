@@ -76,6 +76,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # Its form templates, so that the project's templates/django/forms/ can override them.
+    "django.forms",
     "channels",
     "django_htmx",
     "sessions_app",
@@ -112,6 +114,10 @@ TEMPLATES = [
         },
     },
 ]
+
+# Forms render through the project's templates (templates/django/forms/): label above the
+# field, then help text and errors under it, one layout for every form.
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 AUTH_USER_MODEL = "sessions_app.User"
 LOGIN_URL = "login"

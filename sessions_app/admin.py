@@ -306,9 +306,9 @@ class InsightAdmin(VideoDBDataAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ("label", "owner", "target", "is_enabled", "updated_at")
+    list_display = ("label", "name", "owner", "target", "is_enabled", "updated_at")
     list_filter = ("target", "is_enabled", ("owner", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("label", "prompt", "owner__username")
+    search_fields = ("label", "name", "prompt", "owner__username")
     list_select_related = ("owner",)
     autocomplete_fields = ("owner",)
     readonly_fields = ("videodb_event_id", "created_at", "updated_at")
@@ -318,6 +318,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         alert_rules.save(
             obj.owner,
             rule=obj,
+            name=obj.name,
             label=obj.label,
             prompt=obj.prompt,
             target=obj.target,

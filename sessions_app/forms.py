@@ -67,7 +67,7 @@ class NewSessionForm(forms.Form):
 class AlertRuleForm(forms.ModelForm):
     class Meta:
         model = AlertRule
-        fields = ["label", "prompt", "target", "is_enabled"]
+        fields = ["name", "label", "prompt", "target", "is_enabled"]
         widgets = {"prompt": forms.Textarea(attrs={"rows": 3})}
         labels = {"target": "Watch", "is_enabled": "Enabled"}
 

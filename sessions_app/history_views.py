@@ -232,6 +232,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "text": text,
         "results": results,
         "items": items,
+        "heading": meaning.heading(results.total, items),
         "found": found,
         "searched": bool(text.strip()),
         "errors": [e for field in form.errors.values() for e in field],

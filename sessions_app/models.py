@@ -26,6 +26,12 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def readable_label(label: str) -> str:
+    """``pricing_discussed`` as people write it: "Pricing discussed"."""
+    words = " ".join(label.replace("_", " ").replace("-", " ").split())
+    return words[:1].upper() + words[1:]
+
+
 def new_share_token() -> str:
     return secrets.token_urlsafe(24)
 
@@ -191,6 +197,14 @@ class CaptureSession(models.Model):
     def has_ended(self) -> bool:
         return self.status in self.ENDED_STATUSES
 
+    @property
+    def phase(self) -> str:
+        """What the live page is showing: ``waiting`` for the desktop client, ``live`` from
+        starting to stopping, ``ended``. The page switches on it in place (live.js)."""
+        if self.has_ended:
+            return "ended"
+        return "waiting" if self.status == self.Status.CREATED else "live"
+
 
 class RTStream(models.Model):
     """One real-time media stream: VideoDB makes one per captured channel."""
@@ -249,10 +263,13 @@ class RTStream(models.Model):
 
     @property
     def speaker(self) -> str:
+        """Who speaks on this channel, as every page shows it. A microphone stream is named
+        after the session's owner when it is stored (sessions_app/live/speakers.py), never
+        "Me": the same line is read by participants on the share page."""
         if self.speaker_label:
             return self.speaker_label
         return {
-            self.Kind.MIC: "Me",
+            self.Kind.MIC: "Host",
             self.Kind.SYSTEM_AUDIO: "Others",
             self.Kind.SCREEN: "Screen",
         }.get(self.kind, self.name)
@@ -403,7 +420,12 @@ class AlertRule(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_rules"
     )
-    label = models.SlugField(max_length=64, help_text="Short name shown on alerts: pricing_shared")
+    name = models.CharField(
+        max_length=80, blank=True, help_text="Shown when it fires: Pricing discussed"
+    )
+    label = models.SlugField(
+        max_length=64, help_text="VideoDB's short id for the rule: pricing_discussed"
+    )
     prompt = models.TextField(help_text="What to watch for, in plain language.")
     target = models.CharField(max_length=8, choices=Target.choices, default=Target.BOTH)
     is_enabled = models.BooleanField(default=True)
@@ -418,7 +440,12 @@ class AlertRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.label
+        return self.title
+
+    @property
+    def title(self) -> str:
+        """What people read: the rule's name, or its label made readable."""
+        return self.name or readable_label(self.label)
 
     @property
     def watches_audio(self) -> bool:
@@ -463,6 +490,12 @@ class Alert(SessionEvent):
 
     def __str__(self) -> str:
         return f"{self.label} @{self.start_ms}"
+
+    @property
+    def title(self) -> str:
+        """The rule's name when the alert came from one of ours, else VideoDB's label made
+        readable (an alert can outlive its rule, or come from an event made elsewhere)."""
+        return self.rule.title if self.rule_id and self.rule else readable_label(self.label)
 
 
 class WebhookDelivery(models.Model):

@@ -18,6 +18,7 @@ urlpatterns = [
     path("sessions/new/", views.new_session, name="session-new"),
     path("sessions/<int:pk>/", views.session_detail, name="session-detail"),
     path("sessions/<int:pk>/status/", views.session_status, name="session-status"),
+    path("sessions/<int:pk>/speakers/", views.session_speakers, name="session-speakers"),
     path("sessions/<int:pk>/token/", views.regenerate_token, name="session-token"),
     path("sessions/<int:pk>/simulate/", views.simulate, name="session-simulate"),
     path(

@@ -94,9 +94,11 @@ def session_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context.update(_live_context(session))
     context.update(_sharing_context(request, session))
     context.update(ask_context(request, session, next_url=request.get_full_path()))
+    can_simulate = settings.VIDEODB_USES_EMULATOR and session.status == "created"
     context.update(
         streams=session.streams.prefetch_related("operations"),
-        can_simulate=settings.VIDEODB_USES_EMULATOR and session.status == "created",
+        can_simulate=can_simulate,
+        simulate_scripts=simulator.scripts() if can_simulate else (),
     )
     return render(request, "sessions_app/session_detail.html", context)
 
@@ -187,14 +189,24 @@ def session_status(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@require_GET
+@login_required
+@never_cache
+def session_speakers(request: HttpRequest, pk: int) -> HttpResponse:
+    """The owner's "Name speakers" disclosure, fetched again when a new channel reaches the
+    page (closed: it must not jump open under the reader)."""
+    session = access.owned_session(request, pk)
+    context = {"session": session, "streams": session.streams.all(), "open": False}
+    return render(request, "sessions_app/session_detail.html#speakers", context)
+
+
 @require_POST
 @login_required
 @never_cache
 def regenerate_token(request: HttpRequest, pk: int) -> HttpResponse:
     session = access.owned_session(request, pk)
-    return render(
-        request, "sessions_app/session_detail.html#handoff", _handoff_context(request, session)
-    )
+    context = {**_handoff_context(request, session), "open": True}
+    return render(request, "sessions_app/session_detail.html#handoff", context)
 
 
 @require_POST
@@ -237,7 +249,9 @@ def simulate(request: HttpRequest, pk: int) -> HttpResponse:
         except simulator.SimulatorError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Playing the simulated meeting “{script}”.")
+            messages.success(
+                request, f"Playing the simulated meeting “{simulator.title_of(script)}”."
+            )
     return redirect("session-detail", pk=session.pk)
 
 
@@ -263,12 +277,13 @@ def rule_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         saved = alert_rules.save(
             request.user,
             rule=rule,
+            name=data["name"],
             label=data["label"],
             prompt=data["prompt"],
             target=data["target"],
             is_enabled=data["is_enabled"],
         )
-        messages.success(request, f"Saved the rule “{saved.label}”.")
+        messages.success(request, f"Saved the rule “{saved.title}”.")
         return redirect("rule-list")
     return render(request, "sessions_app/rule_form.html", {"form": form, "rule": rule})
 
@@ -289,9 +304,9 @@ def rule_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(AlertRule, pk=pk, owner=request.user)
-    label = rule.label
+    title = rule.title
     alert_rules.delete(rule)
     if request.htmx:
         return HttpResponse("")
-    messages.success(request, f"Deleted the rule “{label}”.")
+    messages.success(request, f"Deleted the rule “{title}”.")
     return redirect("rule-list")

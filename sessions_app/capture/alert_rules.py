@@ -15,11 +15,12 @@ def save(
     prompt: str,
     target: str,
     is_enabled: bool,
+    name: str = "",
     rule: AlertRule | None = None,
 ) -> AlertRule:
     """Store ``owner``'s rule with these values: a new one, or ``rule`` changed. A changed
     label or prompt is a different VideoDB event, so the old event id is dropped and the
-    next session creates a new one; a new target or switch keeps it."""
+    next session creates a new one; a new name, target or switch keeps it."""
     rule = rule if rule is not None else AlertRule()
     if rule.pk is not None:
         # Compared with what is stored, not with ``rule``: a bound form has already written
@@ -29,6 +30,7 @@ def save(
         same_event = (stored.label, stored.prompt) == (label, prompt)
         rule.videodb_event_id = stored.videodb_event_id if same_event else ""
     rule.owner = owner
+    rule.name = name
     rule.label = label
     rule.prompt = prompt
     rule.target = target

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from sessions_app import gateway
 from sessions_app.capture.deliveries import LIFECYCLE_EVENTS
-from sessions_app.live import broadcast
+from sessions_app.live import broadcast, speakers
 from sessions_app.live.recovery import shard_of
 from sessions_app.models import (
     AlertRule,
@@ -115,9 +115,12 @@ def _upsert_stream(session: CaptureSession, remote: gateway.RemoteStream, media:
         "kind": RTStream.kind_for(remote.name, remote.channel_id),
         "media_types": list(media),
     }
+    first = {**values, "speaker_label": speakers.default_label(session, values["kind"])}
     try:
         with transaction.atomic():
-            _, created = RTStream.objects.update_or_create(videodb_id=remote.id, defaults=values)
+            _, created = RTStream.objects.update_or_create(
+                videodb_id=remote.id, defaults=values, create_defaults=first
+            )
     except IntegrityError:  # a concurrent task created it between our read and write
         RTStream.objects.filter(videodb_id=remote.id).update(
             **{k: v for k, v in values.items() if k != "session"}
@@ -305,6 +308,15 @@ def _ensure_event(rule: AlertRule) -> str:
     return rule.videodb_event_id
 
 
+def _event_is_gone(exc: gateway.GatewayError, event_id: str) -> bool:
+    return not exc.retryable and event_id in exc.message and "not found" in exc.message.lower()
+
+
+def _forget_event(rule: AlertRule, event_id: str) -> None:
+    AlertRule.objects.filter(pk=rule.pk, videodb_event_id=event_id).update(videodb_event_id="")
+    rule.refresh_from_db(fields=["videodb_event_id"])
+
+
 def start_ai(session_id: int) -> list[str]:
     """Start transcript and indexes on every stream of an active session, then its alerts.
 
@@ -338,6 +350,17 @@ def start_ai(session_id: int) -> list[str]:
                         ws_connection_id=ws),
                 find=partial(gateway.find_scene_index, rts, gateway.VISUAL_INDEX_NAME))
 
+    def watch(stream: RTStream, rule: AlertRule, medium: str, index: StreamOperation,
+              event_id: str) -> None:
+        run(stream, f"alert:{rule.pk}:{medium}", OP.ALERT,
+            partial(gateway.create_alert, stream.videodb_id, index.remote_id,
+                    event_id=event_id,
+                    callback_url=alert_callback_url(session, stream.videodb_id),
+                    ws_connection_id=ws),
+            find=partial(gateway.find_alert, stream.videodb_id, index.remote_id,
+                         event_id=event_id),
+            alert_rule=rule, index_id=index.remote_id)
+
     # Alerts watch an index, so they come after the indexes they need have started.
     for rule in session.alert_rules.filter(is_enabled=True):
         targets = []
@@ -351,14 +374,15 @@ def start_ai(session_id: int) -> list[str]:
                 if index is None or not index.remote_id:
                     continue
                 event_id = _ensure_event(rule)
-                run(stream, f"alert:{rule.pk}:{medium}", OP.ALERT,
-                    partial(gateway.create_alert, stream.videodb_id, index.remote_id,
-                            event_id=event_id,
-                            callback_url=alert_callback_url(session, stream.videodb_id),
-                            ws_connection_id=ws),
-                    find=partial(gateway.find_alert, stream.videodb_id, index.remote_id,
-                                 event_id=event_id),
-                    alert_rule=rule, index_id=index.remote_id)
+                try:
+                    watch(stream, rule, medium, index, event_id)
+                except gateway.GatewayError as exc:
+                    if not _event_is_gone(exc, event_id):
+                        raise
+                    # VideoDB no longer knows the rule's event (deleted, or a local
+                    # emulator restarted): make a new one, once, instead of never alerting.
+                    _forget_event(rule, event_id)
+                    watch(stream, rule, medium, index, _ensure_event(rule))
     # fmt: on
     if started:
         CaptureSession.objects.filter(pk=session.pk).update(ai_error="")

@@ -6,8 +6,11 @@ with a freshly minted client token, exactly as a desktop client would be handed 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import requests
 from django.conf import settings
+from django.core.cache import cache
 
 from sessions_app import gateway
 from sessions_app.capture import handoff
@@ -16,13 +19,69 @@ from sessions_app.models import CaptureSession
 DEFAULT_SCRIPT = "product_planning"
 TIMEOUT = 10
 
+SCRIPTS_CACHE_KEY = "simulator:scripts"
+
 
 class SimulatorError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Script:
+    """A meeting the emulator can play: its key, what people read, how long it lasts."""
+
+    name: str
+    title: str
+    minutes: float  # at SIMULATED_MEETING_SPEED
+
+
+# What the form offers when the emulator cannot be asked (it is still starting, say).
+FALLBACK_SCRIPTS = (
+    Script("product_planning", "Q3 product planning", 0),
+    Script("sales_call", "Enterprise sales call: pricing", 0),
+    Script("incident_review", "Checkout outage post-incident review", 0),
+)
+
+
 def _control(path: str) -> str:
     return f"{settings.VIDEODB_BASE_URL}/_emulator/{path}"
+
+
+def scripts() -> tuple[Script, ...]:
+    """The meetings the emulator can play, as it describes them (cached for a minute: the
+    page asks on every load, the library changes only when the emulator restarts)."""
+    cached = cache.get(SCRIPTS_CACHE_KEY)
+    if cached is not None:
+        return cached
+    try:
+        response = requests.get(
+            _control("scripts"),
+            headers={"x-access-token": settings.VIDEODB_EMULATOR_API_KEY},
+            timeout=TIMEOUT,
+        )
+        response.raise_for_status()
+        body = response.json()
+        listed = (body.get("data") or {})["scripts"]
+        speed = settings.SIMULATED_MEETING_SPEED
+        found = tuple(
+            Script(
+                str(item["name"]),
+                str(item.get("title") or item["name"]),
+                round(float(item.get("duration") or 0) / 60 / speed, 1),
+            )
+            for item in listed
+            if isinstance(item, dict) and "name" in item and "error" not in item
+        )
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return FALLBACK_SCRIPTS
+    found = found or FALLBACK_SCRIPTS
+    cache.set(SCRIPTS_CACHE_KEY, found, 60)
+    return found
+
+
+def title_of(name: str) -> str:
+    """What people read for the script ``name`` (its key when the emulator does not know it)."""
+    return next((s.title for s in scripts() if s.name == name), name.replace("_", " "))
 
 
 def play(session: CaptureSession, *, script: str | None = None) -> str:

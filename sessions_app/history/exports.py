@@ -219,7 +219,7 @@ def _md_questions(record: SessionRecord) -> list[str]:
 
 
 def _md_flag(flag: Flag) -> str:
-    parts = [f"- **{md_escape(flag.label)}** at {format_offset(flag.offset_ms)}"]
+    parts = [f"- **{md_escape(flag.title)}** at {format_offset(flag.offset_ms)}"]
     details = []
     if flag.confidence is not None:
         details.append(f"{round(flag.confidence * 100)}% confidence")

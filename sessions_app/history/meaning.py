@@ -4,7 +4,14 @@ VideoDB searches its own indexes of each RTStream (``rtstream.search``) and of e
 videos (collection search). Its answers name a stream or a video and a time; here they
 become moments of sessions the asker may view, linked like keyword hits, and the two lists
 become one: moments both found first, then VideoDB's by score, then ours, newest first.
-Only the sessions in scope are asked about, never the whole collection's other users.
+A moment is listed once: the same line found in its stream and in the exported video is one
+hit, under its speaker. Only the sessions in scope are asked about, never the whole
+collection's other users.
+
+VideoDB's score orders the hits but is not shown: the two searches score on scales of their
+own (and the emulator's is the share of the query's words a line holds, so every line
+holding one word of a four-word query scores 0.25), so a number would mean nothing to the
+reader.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 
 from django.db.models import Q
@@ -20,7 +26,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString
 
 from sessions_app import gateway
-from sessions_app.history import deadline, search, search_text, timeline
+from sessions_app.history import deadline, record, search, search_text, timeline
 from sessions_app.history.record import epoch_ms
 from sessions_app.models import CaptureSession, RTStream, SearchEntry
 
@@ -71,12 +77,22 @@ class Item:
     channel: str = ""
     by_keyword: bool = False
     by_meaning: bool = False
-    score: float | None = None
+    score: float | None = None  # VideoDB's, to order by; not shown (see the module's note)
+    entry_id: int | None = None  # the stored moment it opens, when there is one
+    stream_id: int | None = None
+    offset_ms: int = 0  # time into the meeting, as the history page counts it
 
     @property
-    def when(self) -> datetime:
-        """When the moment happened (VideoDB's clock)."""
-        return datetime.fromtimestamp(self.start_ms / 1000, tz=UTC)
+    def at(self) -> str:
+        """Time into the meeting, as the history page shows it: ``mm:ss`` or ``h:mm:ss``."""
+        return record.format_offset(self.offset_ms)
+
+    @property
+    def at_iso(self) -> str:
+        """The same as an ISO 8601 duration, for ``<time datetime>``."""
+        hours, rest = divmod(max(self.offset_ms, 0) // 1000, 3600)
+        minutes, seconds = divmod(rest, 60)
+        return f"PT{hours}H{minutes}M{seconds}S"
 
 
 # --- landing VideoDB's hits on stored moments ---------------------------------------------
@@ -90,11 +106,15 @@ def _entries_saying(hits: list[MeaningHit]) -> dict[tuple[int, str, str], Search
     video = [h for h in hits if h.stream is None]
     if not video:
         return {}
-    entries = SearchEntry.objects.filter(
-        session_id__in={h.session.pk for h in video},
-        kind__in={h.kind for h in video},
-        text__in={search_text.normalize(h.text) for h in video},
-    ).only(*_LANDING_FIELDS, "text")
+    entries = (
+        SearchEntry.objects.filter(
+            session_id__in={h.session.pk for h in video},
+            kind__in={h.kind for h in video},
+            text__in={search_text.normalize(h.text) for h in video},
+        )
+        .only(*_LANDING_FIELDS, "text")
+        .select_related("stream")
+    )
     found: dict[tuple[int, str, str], SearchEntry] = {}
     for entry in entries:  # newest first (the model's ordering): keep the first seen
         found.setdefault((entry.session_id, entry.kind, entry.text), entry)
@@ -116,7 +136,8 @@ def _entries_near(hits: list[MeaningHit]) -> dict[tuple[int, str], list[SearchEn
             window &= Q(stream_id=hit.stream.pk)
         windows |= window
     near: dict[tuple[int, str], list[SearchEntry]] = defaultdict(list)
-    for entry in SearchEntry.objects.filter(windows).only(*_LANDING_FIELDS):
+    entries = SearchEntry.objects.filter(windows).only(*_LANDING_FIELDS).select_related("stream")
+    for entry in entries:
         near[(entry.session_id, entry.kind)].append(entry)
     return near
 
@@ -143,7 +164,7 @@ def _landing_far_off(hit: MeaningHit) -> SearchEntry | None:
     entries = SearchEntry.objects.filter(session_id=hit.session.pk, kind=hit.kind)
     if hit.stream is not None:
         entries = entries.filter(stream_id=hit.stream.pk)
-    entries = entries.only(*_LANDING_FIELDS)
+    entries = entries.only(*_LANDING_FIELDS).select_related("stream")
     after = entries.filter(start_ms__gt=hit.start_ms).order_by("start_ms").first()
     return after or entries.filter(start_ms__lte=hit.start_ms).order_by("-start_ms").first()
 
@@ -267,7 +288,8 @@ def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Fil
     if filters.kinds:
         found.hits = [h for h in found.hits if h.kind in filters.kinds]
     _land(found.hits)
-    found.hits.sort(key=lambda h: -h.score)
+    # Best first; of equal scores, a stream's hit (which names its speaker) before a video's.
+    found.hits.sort(key=lambda h: (-h.score, h.stream is None))
     return found
 
 
@@ -293,6 +315,47 @@ def keyword_item(hit: search.Hit) -> Item:
         speaker=hit.speaker,
         channel=e.get_channel_display(),
         by_keyword=True,
+        entry_id=e.pk,
+        stream_id=e.stream_id,
+    )
+
+
+def meaning_item(hit: MeaningHit, query: search_text.Query | None = None) -> Item:
+    """A VideoDB hit as a row: at the stored moment it landed on, said by that moment's
+    speaker (a video hit names no stream of its own: its moment's stream does)."""
+    entry = hit.entry
+    stream = entry.stream if entry is not None else hit.stream
+    speaker = stream.speaker if stream is not None and hit.kind == SearchEntry.Kind.SPEECH else ""
+    return Item(
+        session=hit.session,
+        kind=hit.kind,
+        kind_label=dict(SearchEntry.Kind.choices).get(hit.kind, hit.kind),
+        start_ms=entry.start_ms if entry else hit.start_ms,
+        snippet=search_text.highlight(hit.text, query) if query else escape(hit.text),
+        url=timeline.moment_url(
+            hit.session.pk,
+            entry.start_ms if entry else hit.start_ms,
+            _anchor(entry) if entry else "",
+        ),
+        speaker=speaker,
+        channel=stream.get_kind_display() if stream is not None else "Recording",
+        by_meaning=True,
+        score=hit.score,
+        entry_id=entry.pk if entry else None,
+        stream_id=stream.pk if stream is not None else None,
+    )
+
+
+def _same_moment(item: Item, hit: MeaningHit) -> bool:
+    """Is ``item`` the moment ``hit`` found? The same stored moment when the hit landed on
+    one; otherwise (nothing of its kind is stored) the same session and stream, within
+    SAME_MOMENT_MS."""
+    if hit.entry is not None:
+        return item.entry_id == hit.entry.pk
+    return (
+        item.session.pk == hit.session.pk
+        and (hit.stream is None or item.stream_id == hit.stream.pk)
+        and abs(item.start_ms - hit.start_ms) <= SAME_MOMENT_MS
     )
 
 
@@ -301,44 +364,41 @@ def merge(
     meaning_hits: list[MeaningHit],
     query: search_text.Query | None = None,
 ) -> list[Item]:
-    """One list: moments found both ways, then VideoDB's by score, then keyword hits."""
+    """One list, each moment once: moments found both ways, then VideoDB's by score, then
+    keyword hits. ``meaning_hits`` come best first (as :func:`ask` sorts them), so of two
+    hits on one moment the better is kept."""
     keyword = [keyword_item(h) for h in keyword_hits]
     both: list[Item] = []
     only_meaning: list[Item] = []
     for hit in meaning_hits:
-        twin = next(
-            (
-                k
-                for k in keyword
-                if k.session.pk == hit.session.pk
-                and abs(k.start_ms - (hit.entry.start_ms if hit.entry else hit.start_ms))
-                <= SAME_MOMENT_MS
-            ),
-            None,
-        )
+        twin = next((item for item in keyword if _same_moment(item, hit)), None)
         if twin is not None:
             if not twin.by_meaning:
                 twin.by_meaning, twin.score = True, hit.score
                 both.append(twin)
             continue
-        entry = hit.entry
-        only_meaning.append(
-            Item(
-                session=hit.session,
-                kind=hit.kind,
-                kind_label=dict(SearchEntry.Kind.choices).get(hit.kind, hit.kind),
-                start_ms=hit.start_ms,
-                snippet=search_text.highlight(hit.text, query) if query else escape(hit.text),
-                url=timeline.moment_url(
-                    hit.session.pk,
-                    entry.start_ms if entry else hit.start_ms,
-                    _anchor(entry) if entry else "",
-                ),
-                speaker=hit.stream.speaker if hit.stream and hit.kind == "speech" else "",
-                channel=hit.stream.get_kind_display() if hit.stream else "Recording",
-                by_meaning=True,
-                score=hit.score,
-            )
-        )
-    rest = [k for k in keyword if not k.by_meaning]
-    return both + only_meaning + rest
+        if any(_same_moment(item, hit) for item in only_meaning):
+            continue  # the same line found again, in the exported video or another index
+        only_meaning.append(meaning_item(hit, query))
+    items = both + only_meaning + [k for k in keyword if not k.by_meaning]
+    origins = record.origins({item.session.pk: item.session for item in items}.values())
+    for item in items:
+        item.offset_ms = max(0, item.start_ms - origins[item.session.pk])
+    return items
+
+
+def heading(keyword_total: int, items: list[Item]) -> str:
+    """What the results say they are: keyword matches (of every page) and, apart, the
+    moments only VideoDB found by meaning."""
+    more = sum(1 for item in items if item.by_meaning and not item.by_keyword)
+
+    def moments(n: int) -> str:
+        return f"{n} moment{'s' if n != 1 else ''}"
+
+    if keyword_total and more:
+        return f"{moments(keyword_total)} found, and {more} more by meaning"
+    if keyword_total:
+        return f"{moments(keyword_total)} found"
+    if more:
+        return f"No exact match; {moments(more)} by meaning"
+    return "No moment found"

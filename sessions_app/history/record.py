@@ -20,9 +20,12 @@ session started; for a session that never recorded a start, the first stored ite
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from django.db.models import Min
 
 from sessions_app.history import repeats
 from sessions_app.intelligence import evidence as cites
@@ -66,7 +69,7 @@ class Channel:
     name: str
     kind: str  # RTStream.kind: mic, system_audio, screen or other
     kind_label: str  # the kind as pages show it
-    speaker: str  # the stream's label, or its default (Me, Others, …)
+    speaker: str  # the stream's label, or its default (Others, Screen, …)
     media_types: tuple[str, ...]
     has_audio: bool
 
@@ -97,14 +100,15 @@ class Note(Moment):
     """An insight: what was on screen (``visual``) or what was decided (``audio``)."""
 
     kind: str
-    speaker: str  # who its stream is (Me, Others, Screen, or the name given)
+    speaker: str  # who its stream is (the owner, Others, Screen, or the name given)
 
 
 @dataclass(frozen=True)
 class Flag(Moment):
     """An alert that VideoDB raised on one of the session's streams."""
 
-    label: str
+    label: str  # VideoDB's id for the rule that fired: pricing_shared
+    title: str  # what people read: the rule's name (Alert.title)
     triggered: bool
     confidence: float | None
 
@@ -170,6 +174,31 @@ def epoch_ms(moment: datetime) -> int:
     """An aware datetime as epoch milliseconds, in integer arithmetic (a float product can
     land one millisecond short)."""
     return (moment - _EPOCH) // _ONE_MS
+
+
+def origins(sessions: Iterable[CaptureSession]) -> dict[int, int]:
+    """Each session's origin (epoch ms), by id, by the same rule as :func:`load`: when it
+    started, else its first stored item (final line, insight or alert), else 0. No query
+    for sessions that started; three for all the others together."""
+    found: dict[int, int] = {}
+    unstarted = []
+    for session in sessions:
+        if session.started_at is not None:
+            found[session.pk] = epoch_ms(session.started_at)
+        else:
+            unstarted.append(session.pk)
+    if unstarted:
+        firsts: list[tuple[int, int | None]] = []
+        for model, only in ((TranscriptSegment, {"is_final": True}), (Insight, {}), (Alert, {})):
+            firsts += (
+                model.objects.filter(session_id__in=unstarted, **only)
+                .values_list("session_id")
+                .annotate(first=Min("start_ms"))
+            )
+        for pk in unstarted:
+            starts = [first for sid, first in firsts if sid == pk and first is not None]
+            found[pk] = min(starts, default=0)
+    return found
 
 
 def format_offset(ms: int, *, millis: bool = False) -> str:
@@ -274,7 +303,9 @@ def load(session: CaptureSession) -> SessionRecord:
         Insight.objects.filter(session=session).select_related("stream").order_by("start_ms", "id")
     )
     alerts = list(
-        Alert.objects.filter(session=session).select_related("stream").order_by("start_ms", "id")
+        Alert.objects.filter(session=session)
+        .select_related("stream", "rule")
+        .order_by("start_ms", "id")
     )
 
     items: list[TranscriptSegment | Insight | Alert] = [*segments, *insights, *alerts]
@@ -305,7 +336,13 @@ def load(session: CaptureSession) -> SessionRecord:
     visual = [n for n in notes if n.kind == Insight.Kind.VISUAL]
     audio = [n for n in notes if n.kind == Insight.Kind.AUDIO]
     flags = [
-        Flag(**moment(a), label=a.label, triggered=a.triggered, confidence=a.confidence)
+        Flag(
+            **moment(a),
+            label=a.label,
+            title=a.title,
+            triggered=a.triggered,
+            confidence=a.confidence,
+        )
         for a in alerts
     ]
     screens, unique = repeats.screen_spans(visual), repeats.unique_insights(audio)

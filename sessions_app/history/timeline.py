@@ -1,10 +1,15 @@
 """A past session at a glance: durations, counts, and the timeline picture.
 
 The timeline is drawn by the server as SVG (no charting script to load, nothing for CSP to
-allow): one time axis, a row per audio channel whose bars show how much of each slice of
-time was speech, a row of ticks where the screen changed (one per screen span: an unchanged
-screen described again and again is one tick), and a marker per alert. Geometry is computed
-here; templates/sessions_app/history.html only prints numbers.
+allow): a row per audio channel whose bars show how much of each slice of time was speech,
+a row of ticks where the screen changed (one per screen span: an unchanged screen described
+again and again is one tick), a marker per alert, and a time axis. Each row is an HTML line
+with its label and an SVG as wide as the page leaves it; positions are percentages of that
+width and nothing is scaled, so labels keep their real type size on a phone. The axis is
+labelled at round times (every 1, 2, 5, 10, 15 … minutes), in two sets: a denser one for
+wide screens and a sparser one that a narrow timeline shows instead (the page's CSS picks
+one by the timeline's own width). Geometry is computed here;
+templates/sessions_app/history.html only prints numbers.
 """
 
 from __future__ import annotations
@@ -18,16 +23,27 @@ from django.urls import reverse
 from sessions_app.history.record import Note, SessionRecord, format_offset, format_range
 from sessions_app.history.repeats import Group
 
-WIDTH = 1000  # SVG user units; the picture scales to the page
-LABEL_WIDTH = 120
-ROW_HEIGHT = 28
+ROW_HEIGHT = 28  # px: each row's SVG is this tall
 BUCKETS = 120
-TICKS = 6
+# Round steps the axis may be labelled at, in seconds.
+STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600)
+# At most this many steps between the first and last label: wide screens, narrow ones.
+WIDE_STEPS = 10
+NARROW_STEPS = 4
+# A label this close to either end is aligned to that end, so it stays inside the picture.
+EDGE_PERCENT = 6.0
+
+
+@dataclass(frozen=True)
+class Tick:
+    x: float  # percent of the plot's width
+    label: str
+    anchor: str  # SVG text-anchor: start, middle or end
 
 
 @dataclass(frozen=True)
 class Bar:
-    x: float
+    x: float  # percent of the plot's width, as ``width``
     width: float
     height: float
     y: float
@@ -38,7 +54,7 @@ class Bar:
 
 @dataclass(frozen=True)
 class Marker:
-    x: float
+    x: float  # percent of the plot's width
     title: str
     anchor: str  # the element id it links to
     offset_ms: int
@@ -47,7 +63,6 @@ class Marker:
 @dataclass
 class Row:
     label: str
-    y: int
     kind: str  # "speech" | "screen" | "alerts"
     bars: list[Bar] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
@@ -55,17 +70,11 @@ class Row:
 
 @dataclass
 class Timeline:
-    width: int
-    height: int
-    plot_x: int
-    plot_width: int
     rows: list[Row]
-    ticks: list[tuple[float, str]]
+    ticks: list[Tick]  # for a wide timeline
+    narrow_ticks: list[Tick]  # fewer, for a narrow one (a phone)
     duration_ms: int
-
-    @property
-    def view_box(self) -> str:
-        return f"0 0 {self.width} {self.height}"
+    row_height: int = ROW_HEIGHT
 
 
 @dataclass(frozen=True)
@@ -135,10 +144,30 @@ class ChannelStats:
         return format_offset(self.speech_ms)
 
 
-def _x(plot_width: int, duration_ms: int, offset_ms: int) -> float:
+def _x(duration_ms: int, offset_ms: int) -> float:
+    """Where ``offset_ms`` is across the plot, in percent."""
     if duration_ms <= 0:
-        return float(LABEL_WIDTH)
-    return round(LABEL_WIDTH + plot_width * min(max(offset_ms, 0), duration_ms) / duration_ms, 2)
+        return 0.0
+    return round(100 * min(max(offset_ms, 0), duration_ms) / duration_ms, 3)
+
+
+def round_step(duration_ms: int, most: int) -> int:
+    """The shortest round step (ms) that labels ``duration_ms`` with at most ``most`` steps."""
+    for seconds in STEPS:
+        if duration_ms <= most * seconds * 1000:
+            return seconds * 1000
+    return -(-duration_ms // (most * 3_600_000)) * 3_600_000  # whole hours beyond STEPS
+
+
+def ticks(duration_ms: int, most: int) -> list[Tick]:
+    """Labels at round times from 00:00 to the end: 0, one step, two steps, …"""
+    step = round_step(duration_ms, most)
+    placed = []
+    for at in range(0, max(duration_ms, 0) + 1, step):
+        x = _x(duration_ms, at)
+        anchor = "start" if x < EDGE_PERCENT else "end" if x > 100 - EDGE_PERCENT else "middle"
+        placed.append(Tick(x=x, label=format_offset(at), anchor=anchor))
+    return placed
 
 
 def timeline(record: SessionRecord) -> Timeline:
@@ -148,7 +177,6 @@ def timeline(record: SessionRecord) -> Timeline:
         max((i.end_offset_ms for i in [*record.lines, *record.visual, *record.alerts]), default=0),
         1,
     )
-    plot_width = WIDTH - LABEL_WIDTH - 30  # room for the last tick's label
     rows: list[Row] = []
     slice_ms = duration / BUCKETS
     audio_streams = [
@@ -156,9 +184,9 @@ def timeline(record: SessionRecord) -> Timeline:
         for s in record.streams
         if s.has_audio or any(line.stream_id == s.id for line in record.lines)
     ]
-    y = 24
+    bar_width = round(100 / BUCKETS, 3)
     for stream in audio_streams:
-        row = Row(label=stream.speaker, y=y, kind="speech")
+        row = Row(label=stream.speaker, kind="speech")
         spoken = [0.0] * BUCKETS
         for line in record.lines:
             if line.stream_id != stream.id:
@@ -168,7 +196,6 @@ def timeline(record: SessionRecord) -> Timeline:
             for b in range(max(first, 0), last + 1):
                 lo, hi = b * slice_ms, (b + 1) * slice_ms
                 spoken[b] += max(0.0, min(end, hi) - max(start, lo))
-        bar_width = round(plot_width / BUCKETS, 2)
         for b, ms in enumerate(spoken):
             if ms <= 0:
                 continue
@@ -177,10 +204,10 @@ def timeline(record: SessionRecord) -> Timeline:
             offset = int(b * slice_ms)
             row.bars.append(
                 Bar(
-                    x=_x(plot_width, duration, offset),
+                    x=_x(duration, offset),
                     width=bar_width,
                     height=height,
-                    y=round(y + (ROW_HEIGHT - 4) - height, 2),
+                    y=round(ROW_HEIGHT - 4 - height, 2),
                     share=round(share, 2),
                     title=f"{stream.speaker}, {format_offset(offset)}: "
                     f"{round(share * 100)}% speech",
@@ -188,14 +215,12 @@ def timeline(record: SessionRecord) -> Timeline:
                 )
             )
         rows.append(row)
-        y += ROW_HEIGHT
 
     def marks(label: str, kind: str, items: list, describe: Callable, prefix: str) -> None:
-        nonlocal y
-        row = Row(label=label, y=y, kind=kind)
+        row = Row(label=label, kind=kind)
         row.markers = [
             Marker(
-                x=_x(plot_width, duration, item.offset_ms),
+                x=_x(duration, item.offset_ms),
                 title=describe(item),
                 anchor=f"{prefix}-{item.id}",
                 offset_ms=item.offset_ms,
@@ -203,7 +228,6 @@ def timeline(record: SessionRecord) -> Timeline:
             for item in items
         ]
         rows.append(row)
-        y += ROW_HEIGHT
 
     spans = [_span_mark(span) for span in record.screens]
     marks("Screen", "screen", spans, lambda s: f"{s.when} on screen: {s.text[:120]}", "ins")
@@ -211,23 +235,13 @@ def timeline(record: SessionRecord) -> Timeline:
         "Alerts",
         "alerts",
         record.alerts,
-        lambda f: f"{format_offset(f.offset_ms)} alert: {f.label}",
+        lambda f: f"{format_offset(f.offset_ms)} alert: {f.title}",
         "alert",
     )
-    ticks = [
-        (
-            _x(plot_width, duration, int(duration * i / TICKS)),
-            format_offset(int(duration * i / TICKS)),
-        )
-        for i in range(TICKS + 1)
-    ]
     return Timeline(
-        width=WIDTH,
-        height=int(y + 20),
-        plot_x=LABEL_WIDTH,
-        plot_width=plot_width,
         rows=rows,
-        ticks=ticks,
+        ticks=ticks(duration, WIDE_STEPS),
+        narrow_ticks=ticks(duration, NARROW_STEPS),
         duration_ms=duration,
     )
 

@@ -54,9 +54,9 @@ def since(session: CaptureSession, seq: int) -> CatchUp:
         )
     )
     fired = list(
-        Alert.objects.filter(session=session, triggered=True, seq__gt=seq).order_by(
-            "-start_ms", "-id"
-        )
+        Alert.objects.filter(session=session, triggered=True, seq__gt=seq)
+        .select_related("rule")
+        .order_by("-start_ms", "-id")
     )
     citations.attach(session, items)
     groups = [

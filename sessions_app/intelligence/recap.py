@@ -88,7 +88,7 @@ def _label(moment: search.Moment) -> str:
         what = "On screen" if moment.kind == Insight.Kind.VISUAL else "Insight"
         text = f"{what}: {moment.text}"
     elif isinstance(moment, Alert):
-        text = " ".join(["Alert", moment.label.replace("_", " "), moment.text])
+        text = " ".join(["Alert:", moment.title, moment.text])
     else:
         text = f"{moment.stream.speaker}: {moment.text}"
     text = _one_line(text)

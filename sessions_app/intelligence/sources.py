@@ -81,7 +81,7 @@ def moments(record: SessionRecord, *, after_ms: int | None = None) -> list[_Mome
         found.append(_Moment(AUDIO, group.ids, group.start_ms, group.end_ms, "insight", group.text))
     for flag in record.alerts:
         if flag.triggered:
-            text = f"{flag.label.replace('_', ' ')}" + (f" ({flag.text})" if flag.text else "")
+            text = flag.title + (f" ({flag.text})" if flag.text else "")
             found.append(_Moment(ALERT, (flag.id,), flag.start_ms, flag.end_ms, "alert", text))
     if after_ms is not None:
         found = [moment for moment in found if moment.start_ms > after_ms]

@@ -265,11 +265,11 @@ def close_user_sockets(user_id: int, *, code: int = 4401) -> None:
 def replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]:
     """Everything that changed after ``after_seq``, in sequence order, rendered."""
     items: list[Model] = []
-    related = ("stream",)
+    related = {TranscriptSegment: ("stream",), Alert: ("stream", "rule")}
     for model in (TranscriptSegment, Alert):  # insights: by group, below
         items.extend(
             model.objects.filter(session=session, seq__gt=after_seq)
-            .select_related(*related)
+            .select_related(*related[model])
             .order_by("seq")[:REPLAY_LIMIT]
         )
     items.extend(
@@ -347,7 +347,8 @@ def current_state(session: CaptureSession) -> list[str]:
         stream.session = session
         # The health row first: a stream new to the page then has a speaker to rename.
         fragments.append(render_health(stream, session=session))
-        fragments.append(render(stream, session=session))
+        if stream.has_audio:  # only a channel that speaks has a speaker name on the page
+            fragments.append(render(stream, session=session))
     return fragments
 
 
@@ -378,10 +379,9 @@ def snapshot(session: CaptureSession) -> dict[str, object]:
         target = "screen" if group.first.kind == Insight.Kind.VISUAL else "insights"
         seq = groups.latest_seq(group)
         lists[target].append(render_group(group, session=session, seq=seq, oob=False))
-    alerts = list(session.alerts.select_related("stream"))
+    alerts = list(session.alerts.select_related("stream", "rule"))
     for alert in alerts:
         lists["alerts"].append(render(alert, session=session, oob=False))
-    triggered = [alert for alert in alerts if alert.triggered]
     questions = list(session.questions.select_related("asked_by").order_by("-asked_at", "-pk"))
     citations.attach(session, questions)
     lists["questions"] = [render(q, session=session, oob=False) for q in questions]
@@ -391,7 +391,6 @@ def snapshot(session: CaptureSession) -> dict[str, object]:
         "brief_status": render_brief_status(session, oob=False),
         "last_seq": last_seq,
         "status_rank": STATUS_RANKS[session.status],
-        "latest_alert": triggered[-1] if triggered else None,
         "streams": list(session.streams.all()),
     }
 

@@ -95,30 +95,119 @@
   refreshHealth();
   setInterval(refreshHealth, 1000);
 
-  // --- the transcript follows new lines unless the reader scrolled up -------------------
+  // --- every live list follows its newest item unless the reader scrolled away ----------
+  // Each [data-follow] list has a "new … below" button right after it (in the flow, so it
+  // never covers a line): shown when something arrived out of view, it scrolls back down.
 
-  var feed = document.getElementById("transcript");
-  var jump = document.getElementById("jump-latest");
-  var follow = true;
+  var followers = [];
+  document.querySelectorAll("[data-follow]").forEach(function (list) {
+    var marker = document.querySelector('.new-items[data-for="' + list.id + '"]');
+    var state = { list: list, marker: marker, follow: true, size: list.children.length };
+    function atBottom() {
+      return list.scrollHeight - list.scrollTop - list.clientHeight < 48;
+    }
+    state.toLatest = function () {
+      list.scrollTop = list.scrollHeight;
+      state.follow = true;
+      if (marker) marker.hidden = true;
+    };
+    list.addEventListener("scroll", function () {
+      state.follow = atBottom();
+      if (state.follow && marker) marker.hidden = true;
+    });
+    if (marker) {
+      marker.addEventListener("click", function () {
+        state.toLatest();
+        list.focus();
+      });
+    }
+    state.toLatest();
+    followers.push(state);
+  });
 
-  function atBottom() {
-    return feed.scrollHeight - feed.scrollTop - feed.clientHeight < 48;
-  }
-  function toLatest() {
-    feed.scrollTop = feed.scrollHeight;
-    follow = true;
-    jump.hidden = true;
-  }
-  if (feed && jump) {
-    feed.addEventListener("scroll", function () {
-      follow = atBottom();
-      if (follow) jump.hidden = true;
+  function followAll() {
+    followers.forEach(function (state) {
+      var grew = state.list.children.length !== state.size;
+      state.size = state.list.children.length;
+      if (state.follow) state.toLatest();
+      else if (grew && state.marker && state.list.scrollHeight > state.list.clientHeight) {
+        state.marker.hidden = false;
+      }
     });
-    jump.addEventListener("click", function () {
-      toLatest();
-      feed.focus();
+  }
+
+  // --- what a screen reader hears, and the alert toast -----------------------------------
+  // The lists themselves are not live regions: an interim line changes every few hundred
+  // ms. Finished lines, new insights, alerts and the phase are said once, here.
+
+  var announcer = document.getElementById("live-announcer");
+  var pending = [];
+  var announceTimer = null;
+
+  function announce(text) {
+    if (!announcer || !text) return;
+    pending.push(text);
+    if (announceTimer) return;
+    announceTimer = setTimeout(function () {
+      // Batched: a burst of lines is one announcement, not a queue that never ends.
+      announcer.textContent = pending.slice(-3).join(" ");
+      pending = [];
+      announceTimer = null;
+    }, 700);
+  }
+
+  function textOf(element, selector) {
+    var part = element.querySelector(selector);
+    return part ? part.textContent.replace(/\s+/g, " ").trim() : "";
+  }
+
+  var toasts = document.getElementById("alert-toasts");
+  var TOAST_MS = 8000;
+
+  function toast(alertItem) {
+    if (!toasts) return;
+    var box = document.createElement("div");
+    box.className = "toast";
+    var head = document.createElement("p");
+    head.className = "toast-title";
+    head.textContent = "Alert at " + textOf(alertItem, ".offset") + ": " + textOf(alertItem, ".alert-title");
+    box.appendChild(head);
+    var why = textOf(alertItem, ".text");
+    if (why) {
+      var body = document.createElement("p");
+      body.textContent = why;
+      box.appendChild(body);
+    }
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss alert");
+    close.textContent = "×";
+    close.addEventListener("click", function () { box.remove(); });
+    box.appendChild(close);
+    toasts.appendChild(box);
+    while (toasts.children.length > 3) toasts.firstElementChild.remove();
+    setTimeout(function () { box.remove(); }, TOAST_MS);
+  }
+
+  // --- the page's phase (waiting, live, ended) follows the status banner ------------------
+
+  var PHASE_SAID = { live: "Capture is live.", ended: "The meeting has ended." };
+
+  function applyPhase() {
+    var status = document.getElementById("live-status");
+    var phase = status && status.dataset.phase;
+    if (!phase || phase === root.dataset.phase) return;
+    var before = root.dataset.phase;
+    root.dataset.phase = phase;
+    document.querySelectorAll(".session-page[data-phase]").forEach(function (page) {
+      page.dataset.phase = phase;
     });
-    toLatest();
+    if (before === "waiting" && phase !== "waiting") {
+      var handoff = document.getElementById("handoff");
+      if (handoff) handoff.open = false; // folded: the live view is what matters now
+    }
+    announce(PHASE_SAID[phase]);
   }
 
   // --- new items in order, older copies never over newer ones ---------------------------
@@ -273,7 +362,7 @@
     retries = 0;
     failedOpens = 0;
     lastHeard = Date.now();
-    show("live", "Live");
+    show("live", "Connected");
     replaying = true;
     send({ type: "resume", last_seq: complete });
   });
@@ -320,6 +409,26 @@
   }
 
   var statusArrived = false;
+  var streamsChanged = false;
+
+  // A pushed item the page did not have in this form: say it, or raise it as a toast. An
+  // alert missed while away is news too; a replayed burst of lines is not read out.
+  function heardNew(incoming, known) {
+    var list = incoming.dataset.list;
+    if (list === "alerts" && !known && incoming.dataset.triggered) {
+      toast(incoming);
+      return;
+    }
+    if (replaying) return;
+    if (list === "transcript") {
+      var wasFinal = known && !known.classList.contains("interim") && known.dataset.seq !== "-1";
+      if (!incoming.classList.contains("interim") && !wasFinal) {
+        announce(textOf(incoming, ".speaker") + ": " + textOf(incoming, ".text"));
+      }
+    } else if (list === "insights" && !known) {
+      announce("Insight: " + textOf(incoming, ".text"));
+    }
+  }
 
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     lastHeard = Date.now();
@@ -337,6 +446,9 @@
       } else if (incoming.dataset.list) {
         noteSeq(num(incoming.dataset.seq, 0));
         if (!replaying) markHeard(incoming.dataset.stream);
+        var known = document.getElementById(incoming.id);
+        heardNew(incoming, known);
+        if (incoming.dataset.list === "health" && !known) streamsChanged = true;
         prepareSlot(incoming);
       }
     });
@@ -345,12 +457,15 @@
   document.addEventListener("htmx:wsAfterMessage", function () {
     if (statusArrived) {
       statusArrived = false;
+      applyPhase();
       htmx.trigger(document.body, "live-status");
     }
+    if (streamsChanged) {
+      streamsChanged = false;
+      htmx.trigger(document.body, "live-streams");
+    }
     refreshHealth();
-    if (!feed) return;
-    if (follow) toLatest();
-    else if (feed.scrollHeight > feed.clientHeight) jump.hidden = false;
+    followAll();
   });
 
   setInterval(function () {

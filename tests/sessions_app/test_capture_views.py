@@ -101,7 +101,7 @@ class TestDesktopHandOff:
         url = reverse("session-token", args=[created.pk])
         first = owner_client.post(url, headers={"HX-Request": "true"}).content.decode()
         second = owner_client.post(url, headers={"HX-Request": "true"}).content.decode()
-        assert first.strip().startswith('<section id="handoff"') and first != second
+        assert first.strip().startswith('<details id="handoff"') and first != second
         assert "<html" not in first
 
     @pytest.mark.parametrize(
@@ -232,7 +232,7 @@ class TestAlertRules:
             )  # fmt: skip
         body = owner_client.get(reverse("rule-list")).content.decode()
         row = body.split(f'<tr id="rule-{rule.pk}"')[1].split("</tr>")[0]
-        assert "<td>2</td>" in row
+        assert '<td data-label="Fired">2</td>' in row
 
     def test_editing_only_the_target_or_switch_keeps_the_videodb_event(
         self, owner_client, owner

@@ -89,7 +89,7 @@ def test_typing_finds_the_moment_and_opening_it_scrolls_to_the_line(
 def test_a_timeline_mark_opens_its_moment(live_server_url: str, page: Page) -> None:
     session, _ = orm(a_long_past_meeting)
     log_in(page, live_server_url, "mara", f"/sessions/{session.pk}/history/")
-    bars = page.locator("svg.timeline rect.bar")
+    bars = page.locator(".timeline rect.bar")
     assert bars.count() > 50
     bars.last.click()
     page.wait_for_url("**?at=*")

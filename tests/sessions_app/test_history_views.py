@@ -170,8 +170,8 @@ def test_history_shows_transcript_with_offsets_speakers_and_the_timeline(
 ):
     body = owner_client.get(reverse("session-history", args=[past_meeting.pk])).content.decode()
     assert "00:01" in body and "01:00" in body
-    assert "Me" in body
-    assert '<svg class="timeline"' in body
+    assert "Host" in body
+    assert 'class="timeline" role="group"' in body and '<svg class="timeline-plot"' in body
     assert "marker-alert" in body and "marker-screen" in body and 'class="bar"' in body
     assert "30:00" in body  # duration
     assert "2 lines said" in body
@@ -288,3 +288,41 @@ def test_each_hit_links_to_its_moment(past_meeting, owner_client):
     body = owner_client.get(reverse("search"), {"q": "confidential"}).content.decode()
     segment = past_meeting.segments.get(text=SECRET_LINE)
     assert f"/sessions/{past_meeting.pk}/history/?at={segment.start_ms}#line-{segment.pk}" in body
+
+
+def test_a_hit_shows_its_time_into_the_meeting_as_the_history_page_does(past_meeting, owner_client):
+    body = owner_client.get(reverse("search"), {"q": "confidential"}).content.decode()
+    hit = body.split('class="hit ')[1]
+    # Said one minute in: 01:00, as the history page's transcript shows it, not the clock.
+    assert '<time datetime="PT0H1M0S">01:00</time>' in hit
+    segment = past_meeting.segments.get(text=SECRET_LINE)
+    history = owner_client.get(reverse("session-history", args=[past_meeting.pk])).content
+    assert f'#line-{segment.pk}">01:00</a>' in history.decode()
+    clock = timezone.localtime(past_meeting.started_at + timedelta(minutes=1))
+    assert clock.strftime("%H:%M") not in hit.split("hit-text")[0]
+
+
+def test_a_hit_of_a_session_that_never_started_counts_from_its_first_item(
+    meeting, mic, owner_client
+):
+    base = 1_700_000_000_000
+    say(mic, "Opening words", base, final=True)
+    say(mic, "The confidential part comes later", base + 3_725_000, final=True)
+    body = owner_client.get(reverse("search"), {"q": "confidential"}).content.decode()
+    assert ">1:02:05</time>" in body
+
+
+@pytest.mark.parametrize(
+    ("path", "form_id", "target", "param"),
+    [("/", "session-filters", "session-list", "status=stopped"),
+     ("/actions/", "action-filters", "action-list", "status=done")],
+)  # fmt: skip
+def test_each_list_filters_through_the_shared_form_swapping_only_its_list(
+    owner_client, past_meeting, path, form_id, target, param
+):
+    plain = owner_client.get(path).content.decode()
+    assert f'<form id="{form_id}" class="filters" method="get" action="{path}"' in plain
+    assert f'hx-get="{path}" hx-target="#{target}"' in plain
+    assert "Clear filters" not in plain
+    filtered = owner_client.get(f"{path}?{param}").content.decode()
+    assert f'<a href="{path}">Clear filters</a>' in filtered

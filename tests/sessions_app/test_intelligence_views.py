@@ -270,7 +270,7 @@ class TestCatchUp:
 
         assert "Since you were last here" in body
         assert "Send the quote" in body and "Dana" in body and "due Friday" in body
-        assert "Offer a ten percent discount" not in body and "pricing_discussed" not in body
+        assert "Offer a ten percent discount" not in body and "Pricing discussed" not in body
         assert "Which tier?" not in body  # no longer in the brief
         last_seq = meeting.__class__.objects.get(pk=meeting.pk).last_seq
         assert f'data-through="{last_seq}"' in body
@@ -282,7 +282,7 @@ class TestCatchUp:
 
         assert "Since you joined" in body
         assert "Offer a ten percent discount" in body and "Send the quote" in body
-        assert "pricing_discussed" in body and "A price was named" in body
+        assert "Pricing discussed" in body and "A price was named" in body
         decision, alert = said["decision"], happened["alert"]
         assert f'data-moment="seg-{decision.pk}"' in body
         assert f'data-moment="alert-{alert.pk}"' in body

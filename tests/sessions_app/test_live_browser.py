@@ -19,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sessions_app.live import broadcast
-from sessions_app.models import CaptureSession, RTStream, User
+from sessions_app.models import CaptureSession, RTStream, StreamOperation, User
 from sessions_app.viewers import sharing
 from tests.browser import contrast, log_in, orm, problems
 from tests.conftest import PASSWORD
@@ -104,6 +104,8 @@ def test_the_page_connects_shows_the_stored_state_escaped_and_warns_of_silence(
     def hostile_and_quiet() -> None:
         say(others, HOSTILE, start + 2_000, final=True)
         fire(mic, "pricing_discussed", start + 3_000, text="A price was named")
+
+    def quiet_for_a_while() -> None:
         silence = getattr(settings, "LIVE_SILENCE_WARNING_SECONDS", 20)
         # The system audio was last heard a little less than the threshold ago.
         RTStream.objects.filter(pk=others.pk).update(
@@ -113,17 +115,19 @@ def test_the_page_connects_shows_the_stored_state_escaped_and_warns_of_silence(
     orm(hostile_and_quiet)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    log_in(page, live_server_url, "olivia", f"/sessions/{session.pk}/")
+    # Signed in first (hashing a password can take seconds on a busy machine), so that the
+    # four seconds before the channel counts as silent are the page's own.
+    log_in(page, live_server_url, "olivia", "/")
+    orm(quiet_for_a_while)
+    page.goto(f"{live_server_url}/sessions/{session.pk}/")
     wait_live(page)
 
-    assert page.locator("#connection").inner_text() == "Live"
+    assert page.locator("#connection").inner_text() == "Connected"
+    assert page.locator("#live-status .phase-pill").inner_text() == "Live"
     lines = transcript(page)
     assert [text for _, text in lines] == ["Welcome to the roadmap review", HOSTILE]
     # Markup from VideoDB is text: no image, no htmx attribute made it into the DOM.
     assert page.locator("#transcript img, #transcript [hx-get]").count() == 0
-    notice = page.get_by_role("alert").filter(has_text="pricing_discussed")
-    assert notice.is_visible()
-    assert "confidence 92%" in page.locator("#alerts").inner_text()
 
     health = page.locator(f"#health-{others.pk}")
     assert health.get_attribute("data-state") == "live"
@@ -133,6 +137,14 @@ def test_the_page_connects_shows_the_stored_state_escaped_and_warns_of_silence(
     assert warning.is_visible() and "Others" in warning.inner_text()
     assert page.locator(f'#health-{mic.pk}[data-state="silent"]').count() == 0
 
+    # The alert timeline: time into the meeting, the rule's name (not its label), the why.
+    stored_alert = page.locator("#alerts .alert-item").first
+    assert stored_alert.locator(".offset").inner_text() == "00:03"
+    assert stored_alert.locator(".alert-title").inner_text() == "Pricing discussed"
+    assert "A price was named" in stored_alert.inner_text()
+    assert "pricing_discussed" not in page.locator("#alerts").inner_text()
+    assert "confidence 92%" in page.locator("#alerts").inner_text()
+
     page.screenshot(path=SCREENSHOT, full_page=True)
     assert dialogs == []  # onerror=alert(1) never ran
     assert problems(page.console_messages) == []
@@ -140,7 +152,7 @@ def test_the_page_connects_shows_the_stored_state_escaped_and_warns_of_silence(
     # Readable in both colour schemes (WCAG AA, 4.5:1) where the live view adds colour.
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
-        for selector in ("#connection", "#alert-notice strong", ".alert-label", "#health-warning",
+        for selector in ("#connection", ".phase-pill", ".alert-title", "#health-warning",
                          f"#health-{others.pk} .health-state", ".line .offset"):  # fmt: skip
             colours = page.locator(selector).first.evaluate(
                 "el => { let bg = el, c; while (bg && ((c = getComputedStyle(bg).backgroundColor)"
@@ -189,7 +201,9 @@ def test_after_a_network_drop_the_page_resumes_without_gaps_or_duplicates(
         (f"seg-{said[2].pk}", "Agreed"),
     ]
     assert page.locator("#transcript > li.interim").count() == 1  # "Agreed" is still interim
-    assert page.get_by_role("alert").filter(has_text="deadline").is_visible()
+    # The alert that fired while away is raised once the page is back, and listed.
+    assert page.get_by_role("alert").filter(has_text="Deadline").is_visible()
+    assert "Deadline" in page.locator(f"#alert-{said[-1].pk}").inner_text()
     assert problems(page.console_messages) == []
 
 
@@ -224,6 +238,14 @@ def test_pushed_interim_text_is_replaced_in_place_by_the_final(
     ]
     assert page.locator("#transcript > li.interim").count() == 0
 
+    # A screen reader hears finished lines, once each, never the interim words: the list is
+    # not a live region, a polite announcer is.
+    assert page.locator("#transcript").get_attribute("aria-live") is None
+    until(page, "document.getElementById('live-announcer').textContent.includes('Noted')")
+    heard = page.locator("#live-announcer").text_content()
+    assert "Others: So the plan is to ship" in heard and "So the plan " + "Others" not in heard
+    assert heard.count("So the plan") == 1
+
     # The reader scrolls up: new lines no longer pull the transcript down, a button offers to.
     def chatter() -> list:
         return [say(mic, f"Line {n}", start + 13_000 + n * 1_000, final=True) for n in range(40)]
@@ -237,7 +259,7 @@ def test_pushed_interim_text_is_replaced_in_place_by_the_final(
     newest = orm(lambda: say(mic, "Are we done?", start + 60_000, final=True))
     push(session, newest)
     page.locator(f"#seg-{newest.pk}").wait_for(state="attached")
-    jump = page.get_by_role("button", name="Jump to latest")
+    jump = page.get_by_role("button", name="New lines below")
     jump.wait_for()
     assert page.locator("#transcript").evaluate("f => f.scrollTop") == 0
     jump.click()
@@ -246,11 +268,17 @@ def test_pushed_interim_text_is_replaced_in_place_by_the_final(
 
     alert = orm(lambda: fire(others, "shipping_date", start + 9_500, text="Friday"))
     push(session, alert)
-    notice = page.get_by_role("alert").filter(has_text="shipping_date")
-    notice.wait_for()
-    assert "Friday" in notice.inner_text()
+    # A pushed alert is a toast for the moment (an assertive live region), then stays listed.
+    toast = page.locator("#alert-toasts[role=alert] .toast").filter(has_text="Shipping date")
+    toast.wait_for()
+    assert "Alert at 00:09" in toast.inner_text() and "Friday" in toast.inner_text()
+    assert "Shipping date" in page.locator(f"#alert-{alert.pk}").inner_text()
+    toast.get_by_role("button", name="Dismiss alert").click()
+    toast.wait_for(state="detached")
 
-    # The owner renames the system audio: every line of it, and its health row, follow.
+    # The owner renames the system audio from the transcript's card: every line of it, and
+    # its health row, follow.
+    page.get_by_text("Name speakers").click()
     form = page.locator(f"#speaker-form-{others.pk}")
     form.get_by_role("textbox").fill("Customer team")
     form.get_by_role("button", name="Rename").click()
@@ -299,3 +327,45 @@ def test_a_viewer_whose_link_is_revoked_while_away_stops_reconnecting(
     page.wait_for_selector('#connection[data-state="closed"]', timeout=20_000)
     assert "no longer available" in page.locator("#connection").inner_text()
     assert page.locator("#live-socket").count() == 0  # nothing left to reconnect
+
+
+@pytest.mark.services
+def test_the_open_page_turns_into_the_ended_meeting_without_a_reload(
+    live_server_url: str, page: Page, stage: dict
+) -> None:
+    session = stage["session"]
+    orm(
+        lambda: StreamOperation.objects.create(
+            stream=stage["mic"],
+            kind="transcript",
+            key="transcript",
+            state="started",
+            started_at=timezone.now(),
+        )
+    )
+    log_in(page, live_server_url, "olivia", f"/sessions/{session.pk}/")
+    wait_live(page)
+    assert page.locator("#handoff").is_visible()  # folded, below the live view
+    assert page.locator("#session-status .chip", has_text="Transcript").is_visible()
+    page.evaluate("window.stillTheSamePage = true")
+
+    def end() -> None:
+        CaptureSession.objects.filter(pk=session.pk).update(
+            status=CaptureSession.Status.EXPORTED, ended_at=timezone.now()
+        )
+        session.refresh_from_db()
+        broadcast.publish_state(session)
+
+    orm(end)
+    page.wait_for_selector("#live-status[data-phase='ended']", timeout=10_000)
+    assert page.locator("#live-status .phase-pill").inner_text() == "Ended"
+    assert page.get_by_role("link", name="Read the recap").is_visible()
+    # No live pill, no hand-off, no AI badges: the page is the ended meeting's.
+    assert page.locator("#connection").is_hidden()
+    assert page.locator("#handoff").is_hidden()
+    page.wait_for_selector("#session-status .chip", state="detached", timeout=10_000)
+    assert "recorded" in page.locator("#session-status").inner_text()
+    assert page.evaluate("window.stillTheSamePage") is True
+    # Said once to a screen reader (a polite live region, batched).
+    until(page, "document.getElementById('live-announcer').textContent.includes('has ended')")
+    assert problems(page.console_messages) == []

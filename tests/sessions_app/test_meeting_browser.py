@@ -72,8 +72,8 @@ def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
     # A channel falls silent for longer than the threshold while the session is active.
     page.wait_for_selector(".health[data-state='silent']", timeout=20_000)
 
-    # The scripted pricing objection raises the alert notice.
-    page.locator("#alert-notice", has_text="pricing").wait_for(timeout=30_000)
+    # The scripted pricing objection raises an alert, under the rule's name.
+    page.locator("#alerts .alert-item", has_text="Pricing").wait_for(timeout=30_000)
 
     # The server goes away mid-meeting (a network drop for the browser) and comes back.
     server = system["server"]

@@ -275,12 +275,12 @@ class TestStreams:
     ) -> None:
         assert RTStream.kind_for(name, channel_id) == kind
 
-    def test_speakers_default_to_me_and_others_and_can_be_renamed(
+    def test_unnamed_speakers_are_host_and_others_never_me_and_can_be_renamed(
         self, make_stream, meeting
     ) -> None:
         mic = make_stream(meeting, "mic:default")
         others = make_stream(meeting, "system_audio:default")
-        assert (mic.speaker, others.speaker) == ("Me", "Others")
+        assert (mic.speaker, others.speaker) == ("Host", "Others")
         others.speaker_label = "Acme buyers"
         assert others.speaker == "Acme buyers"
 

@@ -28,7 +28,7 @@ def rows(html: str) -> dict[int, list[str]]:
     """The dashboard's session rows: {session pk: [cell text, …]}."""
     found = {}
     for pk, row in re.findall(r'<tr id="session-(\d+)">(.*?)</tr>', html, flags=re.DOTALL):
-        cells = re.findall(r"<td>(.*?)</td>", row, flags=re.DOTALL)
+        cells = re.findall(r"<td(?: [^>]*)?>(.*?)</td>", row, flags=re.DOTALL)
         found[int(pk)] = [re.sub(r"<[^>]+>", " ", cell).strip() for cell in cells]
     return found
 

@@ -5,12 +5,20 @@ import secrets
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from sessions_app.models import User
+from sessions_app.capture import alert_rules
+from sessions_app.models import AlertRule, User
+
+# Example rules for the demo user (the simulated meetings raise alerts for them).
+DEMO_RULES = (
+    ("Pricing objection", "pricing_objection", "The customer pushes back on price or budget."),
+    ("Security question", "security_question", "Someone asks about security or compliance."),
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Create (or keep) a local staff user for trying Copilot out and print how to log in. "
+        "Create (or keep) a local staff user for trying Copilot out, with two example alert "
+        "rules, and print how to log in. "
         "Refuses to run with DEBUG off: production accounts come from createsuperuser."
     )
 
@@ -36,4 +44,10 @@ class Command(BaseCommand):
         if created or not user.check_password(password):
             user.set_password(password)
             user.save(update_fields=["password"])
+        if not AlertRule.objects.filter(owner=user).exists():
+            # A newcomer's first simulated meeting should show what an alert looks like.
+            for name, label, prompt in DEMO_RULES:
+                alert_rules.save(
+                    user, name=name, label=label, prompt=prompt, target="both", is_enabled=True
+                )
         self.stdout.write(f"Log in as {username} / {password} (kept in {password_file})")

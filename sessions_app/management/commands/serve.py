@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import errno
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from copilot import runtime
+
+if TYPE_CHECKING:
+    from videodb_emulator.server import EmulatorServer
 
 
 class Command(BaseCommand):
@@ -18,7 +24,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--with-emulator",
             action="store_true",
-            help="also run the local VideoDB emulator on VIDEODB_BASE_URL (development only)",
+            help=(
+                "also run the local VideoDB emulator on VIDEODB_BASE_URL, or on a free port "
+                "if that one is taken (development only)"
+            ),
         )
 
     def handle(
@@ -33,4 +42,32 @@ class Command(BaseCommand):
         )
         if with_emulator and not settings.VIDEODB_USES_EMULATOR:
             raise CommandError("--with-emulator makes no sense with VIDEODB_API_KEY set")
-        runtime.serve(host, port, embedded=embedded, with_emulator=with_emulator)
+        emulator = self.start_emulator(embedded) if with_emulator else None
+        runtime.serve(host, port, embedded=embedded, emulator=emulator)
+
+    def start_emulator(self, embedded: bool) -> EmulatorServer:
+        """The local VideoDB on VIDEODB_BASE_URL, or, when another Copilot holds that port
+        and this process is the emulator's only client (the embedded default), on a free
+        port that this process then uses."""
+        wanted = settings.VIDEODB_BASE_URL
+        try:
+            emulator = runtime.start_local_emulator(wanted, elsewhere_if_taken=embedded)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise CommandError(
+                f"{wanted} is taken (another Copilot's emulator?). With REDIS_URL the worker "
+                "and relay call VIDEODB_BASE_URL too, so set it to a free port for every "
+                "process, or stop the other one."
+            ) from None
+        if emulator.base_url != wanted:
+            # Everything in this process reads the setting when it calls VideoDB.
+            settings.VIDEODB_BASE_URL = emulator.base_url
+            self.stdout.write(
+                f"Local VideoDB emulator on {emulator.base_url}: {wanted} is taken "
+                "(another ./dev up?)"
+            )
+        else:
+            self.stdout.write(f"Local VideoDB emulator on {wanted}")
+        self.stdout.flush()  # a log file read while the server runs shows it now
+        return emulator

@@ -216,6 +216,23 @@ class TestStartingTheAI:
         }
         assert len(videodb.connect().list_events()) == 1
 
+    def test_a_rule_whose_event_videodb_no_longer_knows_gets_a_new_one(
+        self, videodb, created, owner
+    ) -> None:
+        # As after a restart of the local emulator (or an event deleted in VideoDB).
+        rule = AlertRule.objects.create(
+            owner=owner, label="pricing", prompt="Someone talks about price", target="audio",
+            videodb_event_id="evt-forgotten",
+        )  # fmt: skip
+        created.alert_rules.add(rule)
+        play(videodb, created)
+        lifecycle.sync_session(created.pk)
+        lifecycle.start_ai(created.pk)
+        rule.refresh_from_db()
+        (event,) = videodb.connect().list_events()
+        assert rule.videodb_event_id == event["event_id"] != "evt-forgotten"
+        assert StreamOperation.objects.filter(kind="alert", state="started").count() == 2
+
 
 @pytest.mark.django_db
 class TestShowingTheState:

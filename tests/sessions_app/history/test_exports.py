@@ -416,7 +416,7 @@ class TestMarkdown:
         assert "pric" not in transcript  # the interim line
         assert "- **[00:02\u201300:07]** Q3 roadmap slide\n" in md  # a span: its range
         assert "- **[01:00]** Decision: ship on Friday\n" in md
-        assert "- **pricing\\_shared** at 00:05 (92% confidence): Price list visible\n" in md
+        assert "- **Pricing shared** at 00:05 (92% confidence): Price list visible\n" in md
 
     def test_an_alert_without_confidence_or_trigger_says_so(self, recorded, screen) -> None:
         alert = fire(screen, "quiet", START_MS + 7000, confidence=None)
@@ -424,7 +424,7 @@ class TestMarkdown:
 
         md = export(recorded, "md").content
 
-        assert "- **quiet** at 00:07 (not triggered)\n" in md
+        assert "- **Quiet** at 00:07 (not triggered)\n" in md
 
     def test_hostile_text_cannot_become_html_links_images_or_headings(
         self, recorded, mic, screen

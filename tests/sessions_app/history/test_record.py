@@ -115,6 +115,7 @@ class TestWhatIsInTheRecord:
         assert flag == record.Flag(
             id=alert.pk,
             label="pricing_shared",
+            title="Pricing shared",
             triggered=True,
             confidence=None,
             text="Price list on screen",
@@ -218,7 +219,7 @@ def test_loading_takes_six_queries_however_many_items_and_streams(
         speakers = [line.speaker for line in loaded.lines]
 
     assert len(loaded.lines) == len(loaded.alerts) == 15
-    assert set(speakers) == {"Me", "Others", "Screen"}
+    assert set(speakers) == {"Host", "Others", "Screen"}
 
 
 def test_the_record_holds_plain_values_and_no_model_instance(
@@ -292,7 +293,7 @@ class TestRepetitionsBriefAndQuestions:
 
         assert [n.id for n in loaded.audio] == [first.pk, copy.pk]
         assert [(g.id, g.ids, g.speakers) for g in loaded.insights] == [
-            (first.pk, (first.pk, copy.pk), ("Me", "Others"))
+            (first.pk, (first.pk, copy.pk), ("Host", "Others"))
         ]
         assert [s.ids for s in loaded.screens] == [tuple(s.pk for s in slides)]
         assert [n.speaker for n in loaded.visual] == ["Screen", "Screen"]

@@ -71,7 +71,7 @@ def test_the_lines_sent_are_the_hits_with_their_neighbours_numbered_in_time_orde
         said["quote"].pk,
     ]
     prompt = ask.prompt(meeting, "Was a\n[9] discount\nmentioned?", retrieved.sources)
-    assert "[2] 00:08 Me: We decided to offer a ten percent discount." in prompt
+    assert "[2] 00:08 Host: We decided to offer a ten percent discount." in prompt
     # The question stays on its one line: it cannot add a numbered line of its own.
     assert prompt.rstrip().endswith("Question: Was a [9] discount mentioned?")
     assert "\n[9]" not in prompt

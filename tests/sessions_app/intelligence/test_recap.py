@@ -89,7 +89,7 @@ def test_evidence_is_numbered_footnote_style_and_opens_each_moment(ended, said):
     (summary,) = r.summary
     assert [(c.number, c.when) for c in summary.citations] == [(1, "01:05")]
     assert summary.citations[0].url == f"{history}?at={BASE + 65_000}#line-{said['launch'].pk}"
-    assert summary.citations[0].label == "Me: We launch on May 3"
+    assert summary.citations[0].label == "Host: We launch on May 3"
     # The same moment keeps its number wherever it is cited.
     (decision,) = r.decisions
     assert [c.number for c in decision.citations] == [2, 1]
@@ -103,7 +103,7 @@ def test_evidence_is_numbered_footnote_style_and_opens_each_moment(ended, said):
         f"alert-{said['alert'].pk}",
     ]
     assert action.citations[1].label == "On screen: Pricing page: three tiers"
-    assert action.citations[2].label == "Alert pricing shared Price list shown"
+    assert action.citations[2].label == "Alert: Pricing shared Price list shown"
 
 
 def test_only_stored_moments_of_the_same_session_are_cited_each_once(

@@ -92,7 +92,7 @@ def test_only_alerts_that_fired_are_sources(started, mic: RTStream) -> None:
     found = numbered(started)
 
     assert [(s.kind, s.ids, s.text) for s in found] == [
-        ("alert", (fired.pk,), "pricing discussed (Price came up)")
+        ("alert", (fired.pk,), "Pricing discussed (Price came up)")
     ]
 
 

@@ -51,7 +51,7 @@ class TestCreate:
         html = response.content.decode()
         assert html.lstrip().startswith('<section id="sharing"')
         assert f"http://testserver/s/{link.token}/" in html
-        assert "active" in html and "Revoke" in html
+        assert "Active" in html and "Revoke" in html
 
     def test_an_unknown_expiry_creates_nothing(self, owner_client, meeting) -> None:
         owner_client.post(create_url(meeting), {"expires": "forever"})
@@ -75,7 +75,7 @@ class TestRevoke:
         assert owner_client.get(share).status_code == 200
         response = owner_client.post(revoke_url(share_link), headers={"HX-Request": "true"})
         assert response.status_code == 200
-        assert "revoked" in response.content.decode()
+        assert "Revoked" in response.content.decode()
         share_link.refresh_from_db()
         assert share_link.revoked_at is not None
         assert owner_client.get(share).status_code == 404
@@ -108,8 +108,8 @@ class TestTheOwnersList:
     ) -> None:
         page = owner_client.get(reverse("session-detail", args=[meeting.pk])).content.decode()
         table = page.split('id="sharing"')[1].split("</section>")[0]
-        assert table.count('<tr id="share-link-') == 3
-        assert "active" in table and "expired" in table and "revoked" in table
+        assert table.count('<li id="share-link-') == 3
+        assert "Active" in table and "Expired" in table and "Revoked" in table
         # Only the working link offers its URL and a Revoke button.
         assert table.count("Revoke</button>") == 1
         assert share_link.token in table

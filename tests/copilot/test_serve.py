@@ -1,0 +1,89 @@
+"""``manage.py serve --with-emulator`` (what ``./dev up`` runs) next to another Copilot that
+already holds the emulator's port: the embedded server moves its emulator to a free port,
+says where, and uses it; a server with Redis (whose worker and relay would still call the
+old address) refuses with a message that says what to do."""
+
+from __future__ import annotations
+
+import re
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sessions_app.models import RelayConnection
+from tests.conftest import Process, free_port, process_env, wait_for_port, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on (as the first ``./dev up``'s emulator would)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def serve(tmp_path: Path, emulator_port: int, **env: str | None) -> tuple[int, Process]:
+    port = free_port()
+    process = Process(
+        [sys.executable, "-u", "manage.py", "serve", "--port", str(port), "--with-emulator"],
+        process_env(
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+            VIDEODB_BASE_URL=f"http://127.0.0.1:{emulator_port}",
+            VIDEODB_API_KEY=None,
+            **env,
+        ),
+        tmp_path / "serve.log",
+    )
+    return port, process
+
+
+def test_the_embedded_server_moves_its_emulator_off_a_taken_port_says_where_and_uses_it(
+    transactional_db: None, tmp_path: Path, taken_port: int
+) -> None:
+    port, server = serve(tmp_path, taken_port, REDIS_URL=None)
+    try:
+        wait_for_port(port, server.popen)
+        moved = re.compile(
+            rf"Local VideoDB emulator on http://127\.0\.0\.1:(\d+): "
+            rf"http://127\.0\.0\.1:{taken_port} is taken"
+        )
+        found = wait_until(lambda: moved.search(server.log()), 10, "the new address")
+        emulator_port = int(found.group(1))
+        assert emulator_port != taken_port
+        # The emulator answers there, and this server's relay connected to it.
+        scripts = requests.get(
+            f"http://127.0.0.1:{emulator_port}/_emulator/scripts",
+            headers={"x-access-token": "emulator-dev-key"},
+            timeout=5,
+        )
+        assert scripts.status_code == 200
+        wait_until(
+            lambda: RelayConnection.objects.exclude(connection_id="").exists(),
+            30,
+            "the relay to connect to the moved emulator",
+        )
+        assert server.popen.poll() is None
+    finally:
+        server.stop()
+
+
+def test_a_server_with_redis_refuses_a_taken_emulator_port_and_says_what_to_do(
+    tmp_path: Path, taken_port: int
+) -> None:
+    # It stops before it would connect to Redis: no Redis server is needed here.
+    _, server = serve(tmp_path, taken_port, REDIS_URL="redis://127.0.0.1:6379/12")
+    try:
+        assert server.popen.wait(timeout=60) != 0
+        log = server.log()
+        assert f"http://127.0.0.1:{taken_port} is taken" in log
+        assert "set it to a free port for every process" in log
+    finally:
+        server.stop()
