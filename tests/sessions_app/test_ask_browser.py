@@ -94,9 +94,9 @@ def test_catch_up_on_joining_ask_a_cited_question_and_catch_up_after_being_away(
     panel.wait_for(timeout=10_000)
     assert "Since you joined" in panel.inner_text()
     assert "Offer a ten percent discount" in panel.inner_text()
-    assert "pricing_discussed" in panel.inner_text()
+    assert "Pricing discussed" in panel.inner_text()
     page.screenshot(path=SCREENSHOTS.format("joined-1440"), full_page=True)
-    page.get_by_role("button", name="Dismiss").click()
+    page.get_by_role("button", name="Dismiss", exact=True).click()
     assert page.locator("#catch-up").is_hidden()
 
     # Ask: the answer cites the line, and the citation brings it into view, highlighted.
@@ -121,8 +121,8 @@ def test_catch_up_on_joining_ask_a_cited_question_and_catch_up_after_being_away(
     page.wait_for_selector('#connection[data-state="live"]', timeout=20_000)
     panel.wait_for(timeout=10_000)
     assert "Since you were last here" in panel.inner_text()
-    assert "competitor_named" in panel.inner_text()
-    assert "pricing_discussed" not in panel.inner_text()  # seen before it went away
+    assert "Competitor named" in panel.inner_text()
+    assert "Pricing discussed" not in panel.inner_text()  # seen before it went away
 
     page.set_viewport_size({"width": 390, "height": 844})
     # What this adds fits the phone's width (the owner's status card and token, above, are
@@ -138,7 +138,7 @@ def test_catch_up_on_joining_ask_a_cited_question_and_catch_up_after_being_away(
     page.screenshot(path=SCREENSHOTS.format("away-390"), full_page=True)
     page.locator("#catch-up").screenshot(path=SCREENSHOTS.format("catch-up-390"))
     page.locator("#ask").screenshot(path=SCREENSHOTS.format("card-390"))
-    page.get_by_role("button", name="Dismiss").click()
+    page.get_by_role("button", name="Dismiss", exact=True).click()
 
     # Dismissed: a reload has nothing to catch up on.
     page.reload()

@@ -79,10 +79,11 @@ def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
     server = system["server"]
     port = int(url.rsplit(":", 1)[1])
     server.stop()
-    page.wait_for_selector("#connection:not([data-state='live'])", timeout=15_000)
+    page.wait_for_selector("#connection:not([data-state='live'])", state="attached", timeout=15_000)
     _, restarted = start_server(system["tmp_path"], port=port, **system["env"])
     system["server"] = restarted
-    page.wait_for_selector("#connection[data-state='live']", timeout=45_000)
+    # Attached, not visible: the meeting may have ended meanwhile, and an ended page hides it.
+    page.wait_for_selector("#connection[data-state='live']", state="attached", timeout=45_000)
 
     emulator.control.wait_for_meeting(session.videodb_id, timeout=60)
 
