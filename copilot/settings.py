@@ -261,6 +261,9 @@ CELERY_BEAT_SCHEDULE = {
 RECONCILE_REQUEUE_AFTER_SECONDS = env_int("RECONCILE_REQUEUE_AFTER_SECONDS", 30, minimum=0)
 RECONCILE_SESSION_LAG_SECONDS = env_int("RECONCILE_SESSION_LAG_SECONDS", 120, minimum=0)
 OPERATION_CLAIM_STALE_SECONDS = env_int("OPERATION_CLAIM_STALE_SECONDS", 300, minimum=1)
+# VideoDB exports a stopped session by itself and says so with `capture_session.exported`;
+# Copilot asks for the export only when that has not come this long after the stop.
+EXPORT_FALLBACK_SECONDS = env_int("EXPORT_FALLBACK_SECONDS", 60, minimum=0)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- VideoDB -----------------------------------------------------------------------------
@@ -283,6 +286,24 @@ LIVE_SILENCE_WARNING_SECONDS = env_int("LIVE_SILENCE_WARNING_SECONDS", 20, minim
 LIVE_PING_SECONDS = env_int("LIVE_PING_SECONDS", 20, minimum=1)
 LIVE_STALE_SECONDS = env_int("LIVE_STALE_SECONDS", 45, minimum=2)
 LIVE_SOCKET_IDLE_SECONDS = env_int("LIVE_SOCKET_IDLE_SECONDS", 60, minimum=2)
+
+# --- inputs bounded before they cost (copilot/bodylimit.py, copilot/throttle.py) ------------
+
+# Request bodies are refused at the socket above these sizes (413), and when they have not
+# arrived REQUEST_BODY_SECONDS after their headers (408). Webhooks carry a few KiB.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 2_621_440, minimum=64 * 1024)
+REQUEST_BODY_SECONDS = env_int("REQUEST_BODY_SECONDS", 30, minimum=1)
+# Failed sign-ins (copilot/signin.py): after LOGIN_FAILURE_LIMIT failures for one username,
+# or LOGIN_ADDRESS_FAILURE_LIMIT from one address (many people may share one), within
+# LOGIN_LOCKOUT_SECONDS, sign-in is refused for them until the window passes.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 50, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Search by meaning: each asks VideoDB up to 13 searches. At most MEANING_SEARCH_LIMIT per
+# MEANING_SEARCH_WINDOW_SECONDS per user, and per share link for visitors without an account.
+MEANING_SEARCH_LIMIT = env_int("MEANING_SEARCH_LIMIT", 20, minimum=1)
+MEANING_SEARCH_WINDOW_SECONDS = env_int("MEANING_SEARCH_WINDOW_SECONDS", 60, minimum=1)
 VIDEODB_CLIENT_TOKEN_TTL = env_int("VIDEODB_CLIENT_TOKEN_TTL", 600, minimum=60)
 # How fast "Play a simulated meeting" plays its script (1 = real time), emulator only.
 SIMULATED_MEETING_SPEED = env_float("SIMULATED_MEETING_SPEED", 1.0, minimum=0.1)

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -25,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 # Sessions are only watched for this long after creation.
 WATCH_WINDOW = timedelta(days=1)
-EXPORT_RETRY_AFTER = timedelta(minutes=10)
 
 # Every task below calls VideoDB: its outages may pass, its refusals will not.
 VIDEODB_POLICY = {
@@ -40,7 +40,8 @@ def _follow_up(result: lifecycle.SyncResult | None) -> None:
     if result.start_ai:
         start_session_ai.delay(result.session_id)
     if result.request_export:
-        request_export.delay(result.session_id)
+        # VideoDB exports by itself: ask only if its `exported` has not come by then.
+        request_export.apply_async((result.session_id,), countdown=settings.EXPORT_FALLBACK_SECONDS)
     if result.final_brief:
         refresh_brief.delay(result.session_id, final=True)
 
@@ -83,7 +84,7 @@ def start_session_ai(session_id: int) -> list[str]:
 
 def _export_failed(task: Task, exc: GatewayError, session_id: int) -> str:
     if exc.retryable:
-        return "failed"  # the reconciler asks again after EXPORT_RETRY_AFTER
+        return "failed"  # the claim was given back: the reconciler asks again
     logger.warning("export of session %s refused: %s", session_id, exc.message)
     return "refused"
 
@@ -145,7 +146,8 @@ def reconcile() -> dict[str, int]:
       to publish, or a worker died with the message) are enqueued again;
     - sessions that should be moving but have not changed for a while are re-read from
       VideoDB, which also restarts AI operations whose start failed or was abandoned;
-    - stopped sessions whose export request got no answer are asked again;
+    - stopped sessions still without a video EXPORT_FALLBACK_SECONDS after they stopped
+      (VideoDB's own export never said so) are asked to export, again after a while;
     - live briefs due by time (some new speech, and a minute since the last brief) are
       refreshed, and a final pass that never ran is run.
     Running it twice is harmless: every task it enqueues is idempotent.
@@ -181,13 +183,15 @@ def reconcile() -> dict[str, int]:
         sync_session.delay(session_id)
         CaptureSession.objects.filter(pk=session_id).update(updated_at=now)
 
+    export_due = now - timedelta(seconds=settings.EXPORT_FALLBACK_SECONDS)
     unexported = list(
         CaptureSession.objects.filter(
+            Q(ended_at__lte=export_due) | Q(ended_at__isnull=True),
             status=CaptureSession.Status.STOPPED,
             exported_video_id="",
             created_at__gte=now - WATCH_WINDOW,
         )
-        .exclude(export_requested_at__gte=now - EXPORT_RETRY_AFTER)
+        .exclude(export_requested_at__gte=now - lifecycle.EXPORT_ASK_AGAIN_AFTER)
         .values_list("pk", flat=True)[:200]
     )
     for session_id in unexported:

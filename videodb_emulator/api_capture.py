@@ -11,6 +11,7 @@ from aiohttp import web
 from .auth import CORE, PRINCIPAL, api
 from .core import Emulator
 from .errors import ApiError, bad_request, ok
+from .hub import owner_of
 from .routing import Routes
 from .state import (
     DEFAULT_COLLECTION,
@@ -196,7 +197,9 @@ async def websocket_url(request: web.Request) -> web.Response:
     ticket = "wst-" + secrets.token_urlsafe(24)
     ttl = core.config.ws_ticket_ttl
     core.store.purge_expired(time.time())
-    core.store.ws_tickets[ticket] = WsTicket(ticket, request[PRINCIPAL], time.time() + ttl)
+    principal = request[PRINCIPAL]
+    owner = owner_of(principal, request.headers.get("x-access-token", ""))
+    core.store.ws_tickets[ticket] = WsTicket(ticket, principal, time.time() + ttl, owner)
     ws_base = core.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
     return ok({"websocket_url": f"{ws_base}/ws?ticket={ticket}", "expires_in": int(ttl)})
 
@@ -206,4 +209,4 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
     ticket = core.store.ws_tickets.get(request.query.get("ticket", ""))
     if ticket is None or ticket.expires_at < time.time():
         raise ApiError(401, "missing, unknown or expired WebSocket ticket")
-    return await core.hub.handle(request, ticket.principal)
+    return await core.hub.handle(request, ticket.principal, ticket.owner)

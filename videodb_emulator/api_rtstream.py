@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import search
+from . import assets, search
 from .api_capture import collection_id, core_of
 from .auth import api
+from .core import Emulator
 from .errors import ApiError, bad_request, ok
 from .routing import Routes
 from .simulator import DEFAULT_AUDIO_BATCH, DEFAULT_VISUAL_WINDOW
@@ -25,6 +26,7 @@ from .validation import (
     query_number,
     req_str,
     to_epoch_ms,
+    type_name,
 )
 
 routes = Routes()
@@ -59,6 +61,89 @@ def _require_live(rts: RTStream) -> None:
 @api()
 async def get_rtstream(request: web.Request) -> web.Response:
     return ok(_rts(request).to_dict(core_of(request).base_url))
+
+
+_ORDERINGS = ("created_at", "name", "status")
+
+
+@routes.add("GET", "rtstream")
+@api()
+async def list_rtstreams(request: web.Request) -> web.Response:
+    """``coll.list_rtstreams(limit, offset, status, name, ordering)``: ``{count, results}``."""
+    core = core_of(request)
+    streams = list(core.store.rtstreams.values())
+    for key in ("status", "name"):
+        wanted = request.query.get(key)
+        if wanted:
+            streams = [r for r in streams if getattr(r, key) == wanted]
+    ordering = request.query.get("ordering")
+    if ordering:
+        field_name = ordering.removeprefix("-")
+        if field_name not in _ORDERINGS:
+            raise bad_request(
+                f"query parameter 'ordering' must be one of {', '.join(_ORDERINGS)} "
+                f"(or '-' before one for descending), got {ordering!r}"
+            )
+        streams.sort(key=lambda r: getattr(r, field_name), reverse=ordering.startswith("-"))
+    offset = query_int(request, "offset", 0, minimum=0)
+    limit = query_int(request, "limit", max(len(streams), 1), maximum=10_000)
+    page = streams[offset : offset + limit]
+    return ok({"count": len(streams), "results": [r.to_dict(core.base_url) for r in page]})
+
+
+def stop_stream(rts: RTStream) -> None:
+    """The stream stops recording and every AI operation on it stops."""
+    if rts.status == "stopped":
+        return
+    rts.status = "stopped"
+    rts.stopped_at_ms = now_ms()
+    if rts.transcript.running:
+        rts.transcript.running = False
+        rts.transcript.stopped_at = rts.stopped_at_ms
+    for index in rts.indexes.values():
+        index.op.running = False
+
+
+def start_stream(core: Emulator, rts: RTStream) -> None:
+    """A stopped stream records again (a new recording); its AI operations stay stopped
+    until they are started again, as after any stop."""
+    session = core.store.sessions[rts.session_id]
+    if session.status not in ("starting", "active"):
+        raise ApiError(
+            409,
+            f"capture session '{session.id}' is '{session.status}': its desktop client no "
+            f"longer sends rtstream '{rts.id}', so it cannot start again",
+        )
+    if rts.status == "stopped":
+        rts.status = "connected"
+        rts.recording_started_ms = now_ms()
+        rts.stopped_at_ms = None
+
+
+@routes.add("PATCH", "rtstream/{rid}/status")
+@api()
+async def rtstream_status(request: web.Request) -> web.Response:
+    """``rts.start()`` / ``rts.stop()``: ``{"action": "start"|"stop"}``."""
+    rts = _rts(request)
+    body = await json_body(request, allow_empty=False)
+    core = core_of(request)
+    if _action(body, ("start", "stop")) == "start":
+        start_stream(core, rts)
+    else:
+        stop_stream(rts)
+    return ok(rts.to_dict(core.base_url))
+
+
+@routes.add("POST", "rtstream/{rid}/export")
+@api()
+async def export_rtstream(request: web.Request) -> web.Response:
+    """``rts.export(name=None)``: the stream's latest recording as a video (a screen) or an
+    audio asset (a microphone or system audio; no stream or player URL)."""
+    rts = _rts(request)
+    body = await json_body(request)
+    name = opt_str(body, "name")
+    core = core_of(request)
+    return ok(assets.export_stream(core.store, core.base_url, rts, name))
 
 
 # -- transcription -------------------------------------------------------------
@@ -299,20 +384,23 @@ async def alert_status(request: web.Request) -> web.Response:
     if alert is None:
         raise ApiError(404, f"alert '{request.match_info['aid']}' not found")
     body = await json_body(request, allow_empty=False)
-    # The SDK sends {"action": "enable"|"disable"}; the OpenAPI spec {"status": "enabled"|...}.
-    wanted = {
-        "enable": "enabled",
-        "disable": "disabled",
-        "enabled": "enabled",
-        "disabled": "disabled",
-    }
-    raw = body.get("action", body.get("status"))
-    if raw not in wanted:
-        raise bad_request(
-            "body must be {'action': 'enable'|'disable'} or {'status': 'enabled'|'disabled'}"
-        )
-    alert.status = wanted[raw]
+    alert.status = _alert_status(body)
     return ok(alert.to_dict())
+
+
+def _alert_status(body: dict[str, Any]) -> str:
+    """The SDK sends {"action": "enable"|"disable"}; the OpenAPI spec {"status": "enabled"|...}."""
+    for key, allowed in (("action", ("enable", "disable")), ("status", ("enabled", "disabled"))):
+        if key not in body:
+            continue
+        value = body[key]
+        if not isinstance(value, str) or value not in allowed:
+            got = repr(value) if isinstance(value, str) else type_name(value)
+            raise bad_request(f"'{key}' must be '{allowed[0]}' or '{allowed[1]}', got {got}")
+        return value if key == "status" else f"{value}d"
+    raise bad_request(
+        "body must be {'action': 'enable'|'disable'} or {'status': 'enabled'|'disabled'}"
+    )
 
 
 @routes.add("POST", "rtstream/event")
@@ -333,24 +421,15 @@ async def list_events(request: web.Request) -> web.Response:
 # -- search and streams --------------------------------------------------------
 
 
-@routes.add("POST", "rtstream/{rid}/search")
-@api()
-async def search_rtstream(request: web.Request) -> web.Response:
-    rts = _rts(request)
-    body = await json_body(request, allow_empty=False)
-    query = req_str(body, "query")
-    index_id = opt_str(body, "scene_index_id")
-    limit = int(opt_number(body, "result_threshold", minimum=1, integer=True) or 5)
-    threshold = opt_number(body, "score_threshold", minimum=0)
-    opt_number(body, "dynamic_score_percentage", minimum=0)
-    if body.get("filter") is not None and not isinstance(body["filter"], list):
-        raise bad_request("'filter' must be a list")
-    if index_id is not None and index_id not in rts.indexes:
-        raise ApiError(404, f"scene index '{index_id}' not found on rtstream '{rts.id}'")
+def _stream_docs(rts: RTStream, index_id: str | None) -> list[dict[str, Any]]:
+    """What ``rts.search`` ranks: the stored transcript (unless one index is asked for) and
+    the records of the stream's indexes, times as stored (epoch ms)."""
+    base = {"rtstream_id": rts.id, "rtstream_name": rts.name}
     docs: list[dict[str, Any]] = []
     if index_id is None:
         docs.extend(
             {
+                **base,
                 "start": s["start"],
                 "end": s["end"],
                 "text": s["text"],
@@ -365,6 +444,7 @@ async def search_rtstream(request: web.Request) -> web.Response:
             continue
         docs.extend(
             {
+                **base,
                 "start": r["start"],
                 "end": r["end"],
                 "text": r["text"],
@@ -374,10 +454,45 @@ async def search_rtstream(request: web.Request) -> web.Response:
             }
             for r in index.records
         )
-    results = search.rank(
-        query, docs, limit=limit, threshold=0.2 if threshold is None else threshold
-    )
+    return docs
+
+
+def _stream_query(body: dict[str, Any]) -> tuple[str, str | None, int, float]:
+    query = req_str(body, "query")
+    index_id = opt_str(body, "scene_index_id")
+    limit = int(opt_number(body, "result_threshold", minimum=1, integer=True) or 5)
+    threshold = opt_number(body, "score_threshold", minimum=0)
+    opt_number(body, "dynamic_score_percentage", minimum=0)
+    if body.get("filter") is not None and not isinstance(body["filter"], list):
+        raise bad_request("'filter' must be a list")
+    return query, index_id, limit, 0.2 if threshold is None else threshold
+
+
+@routes.add("POST", "rtstream/{rid}/search")
+@api()
+async def search_rtstream(request: web.Request) -> web.Response:
+    rts = _rts(request)
+    query, index_id, limit, threshold = _stream_query(await json_body(request, allow_empty=False))
+    if index_id is not None and index_id not in rts.indexes:
+        raise ApiError(404, f"scene index '{index_id}' not found on rtstream '{rts.id}'")
+    results = search.rank(query, _stream_docs(rts, index_id), limit=limit, threshold=threshold)
+    for result in results:  # rts.search answers without the stream's own id and name
+        del result["rtstream_id"], result["rtstream_name"]
     return ok({"results": results})
+
+
+@routes.add("POST", "rtstream/collection/{coll}/search")
+@api()
+async def search_collection_rtstreams(request: web.Request) -> web.Response:
+    """``coll.legacy_search(query, namespace="rtstream")``: every stream of the collection;
+    each result names its ``rtstream_id`` and ``rtstream_name``."""
+    coll = collection_id(request)
+    query, index_id, limit, threshold = _stream_query(await json_body(request, allow_empty=False))
+    streams = [r for r in core_of(request).store.rtstreams.values() if r.collection_id == coll]
+    if index_id is not None and not any(index_id in r.indexes for r in streams):
+        raise ApiError(404, f"scene index '{index_id}' not found on any rtstream of '{coll}'")
+    docs = [doc for rts in streams for doc in _stream_docs(rts, index_id)]
+    return ok({"results": search.rank(query, docs, limit=limit, threshold=threshold)})
 
 
 @routes.add("GET", "rtstream/{rid}/stream")

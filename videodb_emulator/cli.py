@@ -12,10 +12,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .config import DEFAULT_HOST, DEFAULT_PORT, api_keys_from_env, make_config
+from .config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_SCRIPT,
+    EmulatorConfig,
+    api_keys_from_env,
+    make_config,
+)
 from .control_client import ControlClient, ControlError
 from .faults import GENERATION_MODES
-from .scripts import ScriptError, load_script
+from .scripts import ScriptError, ScriptLibrary, load_script
 from .server import EmulatorServer
 
 
@@ -36,6 +43,22 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-url", help="base URL to advertise in websocket/stream URLs")
     parser.add_argument("--scripts-dir", action="append", default=[], help="extra script directory")
     parser.add_argument("--send-scene-index", action="store_true", help="also emit 'scene_index'")
+    parser.add_argument(
+        "--export-delay",
+        type=_delay,
+        default=2.0,
+        metavar="SECONDS|off",
+        help="a stopped session with a stored channel is exported after this long (default 2)",
+    )
+    parser.add_argument(
+        "--default-script",
+        default=DEFAULT_SCRIPT,
+        metavar="NAME|none",
+        help="meeting played for a session any desktop client starts (default %(default)s)",
+    )
+    parser.add_argument(
+        "--default-script-speed", type=float, default=1.0, help="its speed (default 1)"
+    )
     hooks = parser.add_argument_group("webhook delivery")
     hooks.add_argument("--webhook-timeout", type=float, default=30.0, help="seconds (default 30)")
     hooks.add_argument("--webhook-max-attempts", type=int, default=6)
@@ -48,6 +71,15 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
     hooks.add_argument("--seed", type=int, default=None, help="seed for duplicates/shuffling")
     hooks.add_argument("--no-event-id", action="store_true", help="omit event_id from webhooks")
     parser.add_argument("--log-level", default="INFO")
+
+
+def _delay(value: str) -> float | None:
+    if value.strip().lower() in ("off", "none"):
+        return None
+    seconds = float(value)
+    if seconds < 0:
+        raise argparse.ArgumentTypeError("must be >= 0, or 'off'")
+    return seconds
 
 
 def _ctl_args(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +95,9 @@ def _ctl_args(sub: argparse._SubParsersAction) -> None:
     d = actions.add_parser("deliveries", help="webhook/alert deliveries with their attempts")
     d.add_argument("--session")
     actions.add_parser("scripts", help="list meeting scripts")
-    s = actions.add_parser("simulate", help="play a meeting for a created session")
+    s = actions.add_parser(
+        "simulate", help="play a meeting for a created session, or attach one to a started one"
+    )
     s.add_argument("session_id")
     s.add_argument("--script", default="product_planning", help="bundled name or .toml/.json path")
     s.add_argument("--speed", type=float, default=1.0)
@@ -120,13 +154,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    config = make_config(
+    try:
+        config = _config(args)
+        if config.default_script is not None:
+            ScriptLibrary(config.scripts_dirs).get(config.default_script)
+    except (ValueError, ScriptError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = EmulatorServer(config)
+    print(f"VideoDB emulator on http://{args.host}:{args.port} (API key: {config.api_keys[0]})")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve_forever())
+    return 0
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    return make_config(
         host=args.host,
         port=args.port,
         api_keys=tuple(args.api_keys or api_keys_from_env()),
         public_base_url=args.public_url,
         scripts_dirs=tuple(args.scripts_dir),
         send_scene_index=args.send_scene_index,
+        export_delay=args.export_delay,
+        default_script=args.default_script,
+        default_script_speed=args.default_script_speed,
         webhook_timeout=args.webhook_timeout,
         webhook_max_attempts=args.webhook_max_attempts,
         webhook_backoff_base=args.webhook_backoff_base,
@@ -136,11 +188,6 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         include_event_id=not args.no_event_id,
     )
-    server = EmulatorServer(config)
-    print(f"VideoDB emulator on http://{args.host}:{args.port} (API key: {config.api_keys[0]})")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve_forever())
-    return 0
 
 
 def _ctl(args: argparse.Namespace) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 DEFAULT_API_KEY = "emulator-dev-key"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+DEFAULT_SCRIPT = "product_planning"
 API_KEYS_ENV = "VIDEODB_EMULATOR_API_KEYS"
 
 
@@ -68,12 +69,25 @@ class EmulatorConfig:
     # Events queued for one slow WebSocket reader before it is disconnected.
     ws_queue_limit: int = 20000
     scripts_dirs: tuple[str, ...] = ()
+    # Seconds from `stopped` to `exported` for a session with a stored channel (VideoDB
+    # exports by itself; its sample apps never call export()). None: only when asked.
+    export_delay: float | None = 2.0
+    # The meeting played for a session any desktop client starts (not through `simulate`):
+    # a script name, or None for silence. The testing helpers default to None.
+    default_script: str | None = DEFAULT_SCRIPT
+    default_script_speed: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.api_keys:
             raise ValueError("at least one API key is required")
         if isinstance(self.api_keys, str):
             object.__setattr__(self, "api_keys", (self.api_keys,))
+        if self.default_script is not None and self.default_script.strip().lower() in ("", "none"):
+            object.__setattr__(self, "default_script", None)
+        if self.export_delay is not None and self.export_delay < 0:
+            raise ValueError("export_delay must be >= 0 (or None for no export by itself)")
+        if self.default_script_speed <= 0:
+            raise ValueError("default_script_speed must be > 0")
 
 
 def make_config(**overrides: Any) -> EmulatorConfig:

@@ -110,13 +110,20 @@ async def simulate(request: web.Request) -> web.Response:
             script = core.scripts.get(opt_str(body, "script") or "product_planning")
     except ScriptError as exc:
         raise bad_request(f"invalid script: {exc}") from None
-    if session.status != "created":
-        raise ApiError(409, f"capture session is '{session.status}'; a meeting needs 'created'")
+    if session.status not in ("created", "starting", "active"):
+        raise ApiError(
+            409,
+            f"capture session is '{session.status}'; a meeting needs 'created' (the emulator "
+            "plays the desktop client too) or 'starting'/'active' (a client started it)",
+        )
     token = opt_str(body, "client_token")
     if token is not None and token not in core.store.client_tokens:
         raise ApiError(401, "unknown client token")
     try:
-        meeting = core.meetings.start(session.id, script, speed, token)
+        if session.status == "created":
+            meeting = core.meetings.start(session.id, script, speed, token)
+        else:
+            meeting = core.meetings.attach(session.id, script, speed)
     except ValueError as exc:
         raise ApiError(409, str(exc)) from None
     return ok(meeting.to_dict())

@@ -14,7 +14,7 @@ from .config import EmulatorConfig, WebhookPolicy
 from .errors import ApiError
 from .faults import FaultPlan, GenerationFaults
 from .hub import Hub
-from .scripts import ScriptLibrary
+from .scripts import ScriptError, ScriptLibrary
 from .simulator import MeetingManager
 from .state import (
     MEDIA_TYPES,
@@ -54,6 +54,11 @@ class Emulator:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.request_counts: Counter[str] = Counter()
         self.meetings = MeetingManager(self)
+        if config.default_script is not None:
+            try:  # a misspelt default is an error at start, not silence later
+                self.scripts.get(config.default_script)
+            except ScriptError as exc:
+                raise ValueError(f"default script: {exc}") from None
 
     # -- background work -------------------------------------------------------
 
@@ -163,6 +168,15 @@ class Emulator:
         session.started_at_ms = now_ms()
         self.set_status(session, "starting")
         self.spawn(self._activate_later(session))
+        # Whatever client started it, the "room" has something to say (unless a `simulate`
+        # meeting is the client here, or the default is off).
+        if self.config.default_script is not None and not self.meetings.running(session.id):
+            self.meetings.attach(
+                session.id,
+                self.scripts.get(self.config.default_script),
+                self.config.default_script_speed,
+                origin="default_script",
+            )
 
     async def _activate_later(self, session: CaptureSession) -> None:
         await asyncio.sleep(self.config.activation_delay)
@@ -184,6 +198,20 @@ class Emulator:
             session.stopped_at_ms = now_ms()
             self._end_streams(session)
             self.set_status(session, "stopped")
+            self._export_by_itself(session)
+
+    def _export_by_itself(self, session: CaptureSession) -> None:
+        """VideoDB exports a stopped session with a stored channel without being asked."""
+        if self.config.export_delay is None or not any(c.store for c in session.channels):
+            return
+        session.export_status = "exporting"
+        self.spawn(self._export_later(session, self.config.export_delay))
+
+    async def _export_later(self, session: CaptureSession, delay: float) -> None:
+        await asyncio.sleep(delay)
+        # An explicit export() may have finished it meanwhile, or the session failed.
+        if session.status == "stopped" and session.export is None:
+            self.export_session(session, None)
 
     def _end_streams(self, session: CaptureSession) -> None:
         for rid in session.rtstream_ids:
@@ -199,6 +227,8 @@ class Emulator:
         if session.status in ("exported", "failed"):
             raise ApiError(409, f"capture session is already '{session.status}'")
         self.meetings.cancel(session.id)
+        if session.export_status == "exporting":
+            session.export_status = "failed"
         session.error = {"code": code, "message": message}
         session.stopped_at_ms = session.stopped_at_ms or now_ms()
         self._end_streams(session)
@@ -212,6 +242,8 @@ class Emulator:
                 409, f"capture session is '{session.status}'; export needs a stopped session"
             )
         if session.export is None:
+            if not any(c.store for c in session.channels):
+                raise ApiError(409, "nothing to export: no channel of the session has store: true")
             channel = video_channel_id or session.primary_video_channel_id
             if channel and channel not in {c.channel_id for c in session.channels}:
                 raise ApiError(
@@ -278,8 +310,10 @@ class Emulator:
                 event=event,
             )
         ws_message = {"channel": "capture_session", **envelope, "event_id": event_id}
-        targets = {session.ws_connection_id, session.client_ws_connection_id} - {None}
-        for conn in targets:
+        # A registered connection that has closed stands for its owner's newest live one
+        # (the client reconnected); see Hub.route.
+        registered = [session.ws_connection_id, session.client_ws_connection_id]
+        for conn in dict.fromkeys(self.hub.route(c) for c in registered if c):
             self.hub.publish(conn, ws_message)
 
     # -- alert callbacks ---------------------------------------------------------

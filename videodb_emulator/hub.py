@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -17,12 +18,18 @@ from .state import iso_now, new_id
 log = logging.getLogger(__name__)
 
 
+def owner_of(principal: str, credential: str) -> str:
+    """Who opened a socket: one API key or one client token, never stored in clear."""
+    return f"{principal}:{hashlib.sha256(credential.encode()).hexdigest()[:16]}"
+
+
 @dataclass
 class WsConnection:
     id: str
     ws: web.WebSocketResponse
     principal: str
     queue: asyncio.Queue[str | None]
+    owner: str = ""
     transport: Any = None
     opened_at: str = field(default_factory=iso_now)
     sent: int = 0
@@ -32,6 +39,7 @@ class WsConnection:
         return {
             "connection_id": self.id,
             "principal": self.principal,
+            "owner": self.owner,
             "opened_at": self.opened_at,
             "sent": self.sent,
             "queued": self.queue.qsize(),
@@ -46,6 +54,9 @@ class Hub:
         # real service drops them too, clients backfill through the REST API.
         self.lost = 0
         self.delivered = 0
+        # Owner of every connection ever opened, closed ones included, so that an event
+        # addressed to a dead connection can find its owner's live one (see route()).
+        self.owners: dict[str, str] = {}
 
     def publish(self, connection_id: str | None, message: dict[str, Any]) -> bool:
         if not connection_id:
@@ -66,7 +77,23 @@ class Hub:
         conn.queue.put_nowait(json.dumps(message, separators=(",", ":")))
         return True
 
-    async def handle(self, request: web.Request, principal: str) -> web.WebSocketResponse:
+    def route(self, connection_id: str) -> str:
+        """Where an event registered for ``connection_id`` goes: that connection while it is
+        open; once it has closed, the newest open connection of the same owner (the client
+        that reconnected); otherwise ``connection_id`` itself, where publish() loses it."""
+        conn = self.connections.get(connection_id)
+        if conn is not None and not conn.closed:
+            return connection_id
+        owner = self.owners.get(connection_id)
+        if owner:
+            for other in reversed(self.connections.values()):
+                if other.owner == owner and not other.closed:
+                    return other.id
+        return connection_id
+
+    async def handle(
+        self, request: web.Request, principal: str, owner: str = ""
+    ) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = WsConnection(
@@ -75,8 +102,11 @@ class Hub:
             principal=principal,
             queue=asyncio.Queue(),
             transport=request.transport,
+            owner=owner,
         )
         self.connections[conn.id] = conn
+        if owner:
+            self.owners[conn.id] = owner
         await ws.send_str(
             json.dumps({"type": "connected", "status": "connected", "connection_id": conn.id})
         )

@@ -7,7 +7,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .state import CaptureSession, Store
+from . import assets
+from .state import RTStream, SceneIndex, Store
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -52,63 +53,59 @@ SEARCH_TYPES = ("semantic", "keyword", "scene")
 INDEX_TYPES = ("spoken_word", "scene")
 
 
-def video_title(session: CaptureSession) -> str:
-    title = session.metadata.get("title")
-    return title if isinstance(title, str) and title.strip() else f"Capture session {session.id}"
-
-
-def _offset(epoch_ms: float, origin_ms: int, length: float) -> float:
-    """Seconds into the exported video: its time 0 is the session's start, as export measures
-    its duration; clamped so a record at an edge never points outside the video."""
-    return round(min(max((epoch_ms - origin_ms) / 1000, 0.0), length), 3)
-
-
 def video_docs(
     store: Store, video_id: str, *, index_type: str, scene_index_id: str | None = None
 ) -> list[dict[str, Any]]:
     """The searchable records of one exported video, with times in seconds from its start.
 
-    ``spoken_word``: the final transcript segments of every stream of the session.
+    ``spoken_word``: everything said on the video's stored audio streams (its recording).
     ``scene``: the records of its visual indexes (or of the one index ``scene_index_id``).
     """
-    video = store.videos[video_id]
-    session = store.sessions[video["session_id"]]
-    origin, length = session.started_at_ms or 0, float(video["duration"])
+    v = assets.view(store, store.videos[video_id])
     docs: list[dict[str, Any]] = []
-    for rid in session.rtstream_ids:
-        rts = store.rtstreams[rid]
-        if index_type == "spoken_word":
-            records = [(segment, None) for segment in rts.segments]
-        else:
-            records = [
-                (record, index)
-                for index in rts.indexes.values()
-                if (index.id == scene_index_id if scene_index_id else index.kind == "visual")
-                for record in index.records
-            ]
-        for record, index in records:
-            start = _offset(record["start"], origin, length)
+    if index_type == "spoken_word":
+        for said in assets.spoken(v):
             docs.append(
-                {
-                    "video_id": video_id,
-                    "start": start,
-                    "end": max(start, _offset(record["end"], origin, length)),
-                    "text": record["text"],
-                    "scene_index_id": index.id if index else None,
-                    "scene_index_name": index.name if index else None,
-                    "metadata": {
-                        "source": f"{index.kind}_index" if index else "transcript",
-                        "rtstream_id": rts.id,
-                        "rtstream_name": rts.name,
-                    },
-                }
+                _doc(video_id, said.start, said.end, said.text, None, said.rtstream, "transcript")
             )
+        return docs
+    for rts in v.streams:
+        for index in rts.indexes.values():
+            wanted = index.id == scene_index_id if scene_index_id else index.kind == "visual"
+            if not wanted:
+                continue
+            for record in index.records:
+                if v.covers(record):
+                    start = v.offset(record["start"])
+                    end = max(start, v.offset(record["end"]))
+                    source = f"{index.kind}_index"
+                    docs.append(_doc(video_id, start, end, record["text"], index, rts, source))
     return docs
 
 
+def _doc(
+    video_id: str,
+    start: float,
+    end: float,
+    text: str,
+    index: SceneIndex | None,
+    rts: RTStream,
+    source: str,
+) -> dict[str, Any]:
+    return {
+        "video_id": video_id,
+        "start": start,
+        "end": end,
+        "text": text,
+        "scene_index_id": index.id if index else None,
+        "scene_index_name": index.name if index else None,
+        "metadata": {"source": source, "rtstream_id": rts.id, "rtstream_name": rts.name},
+    }
+
+
 def index_ids(store: Store, video_id: str) -> set[str]:
-    session = store.sessions[store.videos[video_id]["session_id"]]
-    return {i for rid in session.rtstream_ids for i in store.rtstreams[rid].indexes}
+    v = assets.view(store, store.videos[video_id])
+    return {i for rts in v.streams for i in rts.indexes}
 
 
 def video_results(
@@ -131,7 +128,7 @@ def video_results(
                 "video_id": video_id,
                 "collection_id": session.collection_id,
                 "length": video["duration"],
-                "title": video_title(session),
+                "title": assets.name_of(store, video),
                 "docs": docs,
             }
         )

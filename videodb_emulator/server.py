@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import api_capture, api_generate, api_rtstream, control, media
-from .auth import CORE
+from . import api_capture, api_generate, api_rtstream, api_video, control, media, unserved
+from .auth import CORE, control_key_ok, resolve_principal
 from .config import EmulatorConfig, make_config
 from .core import Emulator
 from .errors import ApiError, error_response
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 # Faults target REST calls; the control API, media, presigned uploads and the WebSocket
 # upgrade stay usable.
 _UNFAULTED_PREFIXES = ("/_emulator", "/_media", "/_upload", "/ws")
+# Media and presigned upload URLs are their own credential; the socket carries a ticket.
+_KEYLESS_PREFIXES = ("/_media/", "/_upload/")
 
 
 @web.middleware
@@ -31,9 +33,21 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        if exc.status in (404, 405):
+            # An SDK call the emulator leaves out on purpose says so, whatever the router found.
+            reason = unserved.explain(request.method, request.path)
+            if reason is not None:
+                return error_response(404, reason)
         if exc.status == 405:
-            message = f"method {request.method} is not allowed on {request.path}"
-        elif exc.status == 404:
+            allowed = sorted(getattr(exc, "allowed_methods", ()))
+            response = error_response(
+                405,
+                f"method {request.method} is not allowed on {request.path} "
+                f"(allowed: {', '.join(allowed)})",
+            )
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        if exc.status == 404:
             message = f"no such endpoint: {request.method} {request.path}"
         else:
             message = exc.reason or "request failed"
@@ -43,6 +57,21 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal emulator error")
+
+
+@web.middleware
+async def key_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request without a valid key (or client token) is a 401 before routing, so an
+    unknown path tells nothing to a caller without one."""
+    path = request.path
+    if path != "/ws" and not path.startswith(_KEYLESS_PREFIXES):
+        core: Emulator = request.app[CORE]  # type: ignore[assignment]
+        if path == "/_emulator" or path.startswith("/_emulator/"):
+            if not control_key_ok(core, request):
+                raise ApiError(401, "control API needs an API key (x-access-token or Bearer)")
+        else:
+            resolve_principal(core, request.headers.get("x-access-token"))
+    return await handler(request)
 
 
 @web.middleware
@@ -69,13 +98,15 @@ async def fault_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 def build_app(core: Emulator) -> web.Application:
     app = web.Application(
-        middlewares=[count_middleware, error_middleware, fault_middleware], client_max_size=4 << 20
+        middlewares=[count_middleware, error_middleware, key_middleware, fault_middleware],
+        client_max_size=4 << 20,
     )
     app[CORE] = core
     app.router.add_get("/ws", api_capture.websocket_endpoint)
     control.routes.install(app)
     api_capture.routes.install(app)
     api_rtstream.routes.install(app)
+    api_video.routes.install(app)
     api_generate.install(app)
     media.install(app)
     return app

@@ -65,14 +65,28 @@ def alert_matches(event_label: str, event_prompt: str, moment: AlertMoment) -> b
 
 
 class Meeting:
+    """One scripted meeting. Either it plays the desktop client too (starts the session
+    over HTTP, stops it at the end), or it is ``attached`` to a session a client started:
+    then it only supplies what is said and shown, and the client decides when to stop."""
+
     def __init__(
-        self, core: Emulator, session_id: str, script: Script, speed: float, client_token: str
+        self,
+        core: Emulator,
+        session_id: str,
+        script: Script,
+        speed: float,
+        client_token: str | None,
+        *,
+        attached: bool = False,
+        origin: str = "simulate",
     ) -> None:
         self.core = core
         self.session_id = session_id
         self.script = script
         self.speed = speed
         self.client_token = client_token
+        self.attached = attached
+        self.origin = origin  # "simulate" or "default_script"
         self.state = "pending"
         self.error: str | None = None
         self.events_emitted = 0
@@ -133,15 +147,16 @@ class Meeting:
 
     async def run(self, http: aiohttp.ClientSession) -> None:
         try:
-            await self._client_call(
-                http,
-                "capture/session/start",
-                {
-                    "session_id": self.session_id,
-                    "channels": DESKTOP_CHANNELS,
-                    "primary_video_channel_id": "display:1",
-                },
-            )
+            if not self.attached:
+                await self._client_call(
+                    http,
+                    "capture/session/start",
+                    {
+                        "session_id": self.session_id,
+                        "channels": DESKTOP_CHANNELS,
+                        "primary_video_channel_id": "display:1",
+                    },
+                )
             session = self.core.store.sessions[self.session_id]
             deadline = time.monotonic() + 30
             while session.status == "starting" and time.monotonic() < deadline:
@@ -154,7 +169,7 @@ class Meeting:
             self._play_setup()
             self.state = "playing"
             await self._play(session)
-            if session.status == "active":
+            if session.status == "active" and not self.attached:
                 await self._client_call(http, f"capture/session/{self.session_id}/stop", {})
             self.state = "finished"
         except asyncio.CancelledError:
@@ -462,6 +477,8 @@ class Meeting:
         return {
             "session_id": self.session_id,
             "script": self.script.name,
+            "mode": "attached" if self.attached else "client",
+            "origin": self.origin,
             "speed": self.speed,
             "state": self.state,
             "error": self.error,
@@ -482,12 +499,25 @@ class MeetingManager:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         return self._http
 
+    def running(self, session_id: str) -> Meeting | None:
+        meeting = self.meetings.get(session_id)
+        return meeting if meeting is not None and meeting.state in ("pending", "playing") else None
+
+    def _make_room(self, session_id: str) -> None:
+        """A meeting the emulator chose by itself gives way to one asked for; any other
+        running meeting is a conflict."""
+        existing = self.running(session_id)
+        if existing is None:
+            return
+        if existing.origin != "default_script":
+            raise ValueError(f"a meeting is already running for session '{session_id}'")
+        self.cancel(session_id)
+
     def start(
         self, session_id: str, script: Script, speed: float, client_token: str | None = None
     ) -> Meeting:
-        existing = self.meetings.get(session_id)
-        if existing is not None and existing.state in ("pending", "playing"):
-            raise ValueError(f"a meeting is already running for session '{session_id}'")
+        """Play the desktop client too, for a session nobody has started yet."""
+        self._make_room(session_id)
         if client_token is None:
             # Mint a token the way the backend would hand one to the desktop client.
             client_token = new_id("ct")
@@ -495,6 +525,16 @@ class MeetingManager:
                 client_token, time.time() + max(3600.0, script.duration / speed * 2)
             )
         meeting = Meeting(self.core, session_id, script, speed, client_token)
+        self.meetings[session_id] = meeting
+        meeting.task = self.core.spawn(meeting.run(self._client()))
+        return meeting
+
+    def attach(
+        self, session_id: str, script: Script, speed: float, *, origin: str = "simulate"
+    ) -> Meeting:
+        """Supply a meeting's content to a session some client has already started."""
+        self._make_room(session_id)
+        meeting = Meeting(self.core, session_id, script, speed, None, attached=True, origin=origin)
         self.meetings[session_id] = meeting
         meeting.task = self.core.spawn(meeting.run(self._client()))
         return meeting

@@ -152,6 +152,11 @@ class RTStream:
     indexes: dict[str, SceneIndex] = field(default_factory=dict)
     # What the "desktop client" recorded, whether or not any AI operation ran.
     media_log: list[dict[str, Any]] = field(default_factory=list)
+    # The latest recording (`rts.start()` begins a new one; None: since the client started).
+    recording_started_ms: int | None = None
+    stopped_at_ms: int | None = None
+    # `rts.export()` of the latest recording (idempotent until the stream records again).
+    export: dict[str, Any] | None = None
 
     def to_dict(self, base_url: str) -> dict[str, Any]:
         return {
@@ -245,6 +250,7 @@ class WsTicket:
     ticket: str
     principal: str  # "api_key" or "client_token"
     expires_at: float
+    owner: str = ""  # which key or token minted it (hub.owner_of)
 
 
 @dataclass
@@ -256,6 +262,8 @@ class Store:
     client_tokens: dict[str, ClientToken] = field(default_factory=dict)
     ws_tickets: dict[str, WsTicket] = field(default_factory=dict)
     videos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Audio assets: what `rts.export()` makes of an audio-only stream.
+    audios: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def purge_expired(self, now: float) -> None:
         for key in [k for k, t in self.client_tokens.items() if t.expires_at < now - 3600]:

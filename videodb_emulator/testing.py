@@ -31,9 +31,12 @@ def running_emulator(**config: Any) -> Iterator[RunningEmulator]:
     """Run an emulator on an ephemeral port in a background thread.
 
     Keyword arguments are EmulatorConfig fields, plus flat webhook settings
-    (``webhook_backoff_base=0.01``, ``duplicate_rate=0.5``, ``seed=1``, ...).
+    (``webhook_backoff_base=0.01``, ``duplicate_rate=0.5``, ``seed=1``, ...). Unlike a
+    served emulator, a session a desktop client starts plays nothing unless the test asks
+    (``default_script=...`` here, or ``control.simulate``).
     """
     config.setdefault("port", 0)
+    config.setdefault("default_script", None)
     config.setdefault("host", "127.0.0.1")
     server = EmulatorServer(make_config(**config))
     base_url = server.start_in_thread()

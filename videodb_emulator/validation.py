@@ -18,7 +18,7 @@ async def json_body(request: web.Request, *, allow_empty: bool = True) -> dict[s
     if not raw.strip():
         if allow_empty:
             return {}
-        raise bad_request("request body is required (a JSON object)")
+        raise bad_request("request body is empty; it must be a JSON object")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -28,16 +28,22 @@ async def json_body(request: web.Request, *, allow_empty: bool = True) -> dict[s
     return data
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+_type_name = type_name
 
 
 def req_str(body: dict[str, Any], key: str) -> str:
     value = body.get(key, _MISSING)
     if value is _MISSING or value is None:
         raise bad_request(f"'{key}' is required")
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         raise bad_request(f"'{key}' must be a non-empty string, got {_type_name(value)}")
+    if not value.strip():
+        what = "it is empty" if not value else "it is only whitespace"
+        raise bad_request(f"'{key}' must be a non-empty string; {what}")
     return value
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,6 +45,8 @@ OP = StreamOperation.Kind
 # A relay that has not beaten for this long is gone; starting operations against its
 # connection id would send their events nowhere.
 RELAY_FRESHNESS = timedelta(seconds=90)
+# An export asked for that brought no video by then is asked for again (the reconciler).
+EXPORT_ASK_AGAIN_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class SyncResult:
     status: str
     changed: bool
     start_ai: bool
+    # Stopped without a video: VideoDB exports by itself, so this is the fallback's cue (ask
+    # later, if its `exported` has not come by then), never a reason to ask now.
     request_export: bool
     final_brief: bool = False  # capture just ended: the brief's final pass is due
 
@@ -170,6 +174,10 @@ def _fields_for(session: CaptureSession, status: str, hint: dict | None) -> dict
 
 def _advance(session: CaptureSession, status: str, hint: dict | None) -> bool:
     """Every status change goes through here: applied once, and then shown."""
+    if status == S.EXPORTED and not CaptureSession.can_transition(session.status, status):
+        # VideoDB exports by itself, so `exported` can be the first sign of the end that
+        # reaches Copilot (its `stopped` lost, or behind): the capture stopped on the way.
+        _advance(session, S.STOPPED, None)
     if status not in S.values or not CaptureSession.can_transition(session.status, status):
         return False
     changed = session.advance(status, **_fields_for(session, status, hint))
@@ -190,11 +198,8 @@ def apply_remote(
         changed = _advance(session, hinted, hint) or changed
     if added and not changed:
         _state_changed(session.pk)  # new streams: their speaker and health rows
-    if session.status == S.EXPORTED and not session.exported_video_id:
-        video_id = remote.exported_video_id or ""
-        if video_id:
-            CaptureSession.objects.filter(pk=session.pk).update(exported_video_id=video_id)
-            session.exported_video_id = video_id
+    if session.status == S.EXPORTED:
+        _complete_video(session, remote, hint)
     return SyncResult(
         session_id=session.pk,
         status=session.status,
@@ -203,6 +208,30 @@ def apply_remote(
         request_export=session.status == S.STOPPED and not session.exported_video_id,
         final_brief=changed and session.has_ended,
     )
+
+
+def _complete_video(
+    session: CaptureSession, remote: gateway.RemoteSession, hint: dict | None
+) -> None:
+    """Fill in what an exported session lacks of its video: the session may have become
+    `exported` through a read or a late `stopped` before the `exported` webhook, the only
+    one that carries the video's URLs. What is stored already is kept."""
+    data = (hint or {}).get("data") or {}
+    found = {
+        "exported_video_id": data.get("exported_video_id") or remote.exported_video_id,
+        "stream_url": data.get("stream_url"),
+        "player_url": data.get("player_url"),
+    }
+    missing = {
+        name: value[:1000]
+        for name, value in found.items()
+        if isinstance(value, str) and value and not getattr(session, name)
+    }
+    if missing:
+        CaptureSession.objects.filter(pk=session.pk).update(**missing)
+        for name, value in missing.items():
+            setattr(session, name, value)
+        _state_changed(session.pk)
 
 
 def process_delivery(delivery_id: int) -> SyncResult | None:
@@ -396,12 +425,35 @@ def record_ai_failure(session_id: int, message: str) -> None:
 
 
 def request_export(session_id: int) -> str:
-    """Ask VideoDB to export a stopped session; store the video if it is ready at once."""
+    """Ask VideoDB to export a stopped session that has no video; store the video if it is
+    ready at once. This is the fallback: VideoDB exports a stopped session by itself and says
+    so with ``capture_session.exported``, which stores the video without anyone asking.
+
+    However many workers call this at once, VideoDB is asked once per
+    ``EXPORT_ASK_AGAIN_AFTER``: the ask is claimed in the database first, and the claim is
+    given back when VideoDB does not answer, so that a retry may ask again.
+    """
     session = CaptureSession.objects.filter(pk=session_id).first()
     if session is None or session.status != S.STOPPED or session.exported_video_id:
         return "not needed"
-    result = gateway.export_capture_session(session.videodb_id)
-    CaptureSession.objects.filter(pk=session_id).update(export_requested_at=timezone.now())
+    now = timezone.now()
+    claimed = (
+        CaptureSession.objects.filter(pk=session_id, status=S.STOPPED, exported_video_id="")
+        .filter(
+            Q(export_requested_at__isnull=True)
+            | Q(export_requested_at__lt=now - EXPORT_ASK_AGAIN_AFTER)
+        )
+        .update(export_requested_at=now)
+    )
+    if not claimed:
+        return "already requested"
+    try:
+        result = gateway.export_capture_session(session.videodb_id)
+    except gateway.GatewayError:
+        CaptureSession.objects.filter(pk=session_id, export_requested_at=now).update(
+            export_requested_at=session.export_requested_at
+        )
+        raise
     if result.status == "exported" and result.video_id:
         ready = {
             "exported_video_id": result.video_id,

@@ -8,6 +8,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+import videodb
+from videodb.exceptions import AuthenticationError, InvalidRequestError
 
 from .helpers import start_active_meeting, streams_by_category
 
@@ -150,3 +152,75 @@ def test_websocket_without_a_valid_ticket_is_refused(emu):
     code, raw = _call(f"{emu.base_url}/ws?ticket=forged", "GET", None, emu.api_key)
     assert code == 401
     assert "ticket" in json.loads(raw)["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"status": {}}, "'status' must be 'enabled' or 'disabled', got dict"),
+        ({"status": [None]}, "'status' must be 'enabled' or 'disabled', got list"),
+        ({"status": "on"}, "'status' must be 'enabled' or 'disabled', got 'on'"),
+        ({"action": {}}, "'action' must be 'enable' or 'disable', got dict"),
+        ({"action": None}, "'action' must be 'enable' or 'disable', got null"),
+        ({"state": "enabled"}, "body must be {'action': 'enable'|'disable'}"),
+    ],
+)
+def test_alert_status_bodies_of_the_wrong_type_are_400_naming_the_field(emu, conn, body, message):
+    cap = start_active_meeting(emu, conn, speed=0.01)
+    mic = streams_by_category(conn, cap.id)["mic"]
+    index = mic.index_audio(prompt="p")
+    alert_id = index.create_alert(conn.create_event("p", "l"), "http://127.0.0.1:9/a")
+    path = f"rtstream/{mic.id}/index/{index.rtstream_index_id}/alert/{alert_id}/status"
+    with pytest.raises(InvalidRequestError) as info:
+        conn.patch(path, data=body)
+    assert info.value.response.status_code == 400
+    assert message in info.value.response.json()["message"]
+    index.disable_alert(alert_id)  # the SDK's own body still works
+    assert index.list_alerts()[0]["status"] == "disabled"
+
+
+def test_a_request_without_a_valid_key_is_401_before_routing(emu):
+    stranger = videodb.connect(api_key="not-a-key", base_url=emu.base_url)
+    for path in ("no/such/path", "collection/default", "video/m-x/ask"):
+        with pytest.raises(AuthenticationError, match="invalid API key or token"):
+            stranger.get(path)
+    for path in ("no/such/path", "_emulator/no/such", "_emulator/state"):
+        code, raw = _call(f"{emu.base_url}/{path}", "GET", None, "")
+        assert code == 401, path
+        assert json.loads(raw)["success"] is False
+
+
+def test_an_unknown_route_with_a_key_is_404(emu, conn):
+    with pytest.raises(InvalidRequestError, match="no such endpoint: GET /no/such/path") as info:
+        conn.get("no/such/path")
+    assert info.value.response.status_code == 404
+
+
+def test_a_405_names_the_allowed_methods_in_an_allow_header(emu):
+    req = urllib.request.Request(  # noqa: S310 - local emulator
+        f"{emu.base_url}/collection/default/capture/session",
+        method="DELETE",
+        headers={"x-access-token": emu.api_key},
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=5)  # noqa: S310
+    assert info.value.code == 405
+    assert info.value.headers["Allow"] == "GET, POST"
+    assert "(allowed: GET, POST)" in json.loads(info.value.read())["message"]
+
+
+@pytest.mark.parametrize(
+    ("end_user_id", "message"),
+    [("", "it is empty"), ("   ", "it is only whitespace")],
+)
+def test_an_empty_string_is_called_empty(conn, end_user_id, message):
+    with pytest.raises(InvalidRequestError, match=f"'end_user_id' must be .*; {message}"):
+        conn.create_capture_session(end_user_id=end_user_id)
+
+
+def test_an_empty_body_is_called_empty(emu):
+    code, raw = _call(f"{emu.base_url}/rtstream/event", "POST", b"", emu.api_key)
+    assert (code, json.loads(raw)["message"]) == (
+        400,
+        "request body is empty; it must be a JSON object",
+    )

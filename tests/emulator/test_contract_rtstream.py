@@ -11,8 +11,12 @@ from .helpers import start_active_meeting, streams_by_category
 
 
 def _finish(emu, cap_id, speed=40.0):
+    """Play the rest of the meeting fast, and wait until the capture has stopped (a moment
+    after the meeting's last moment): what its streams report is then final."""
     emu.control.set_speed(cap_id, speed)
     emu.control.wait_for_meeting(cap_id)
+    ended = {"stopped", "exported", "failed"}
+    emu.control.wait_for(lambda: emu.control.session(cap_id)["status"] in ended, 10.0)
 
 
 def test_transcript_start_stop_and_paged_get_transcript(emu, conn):

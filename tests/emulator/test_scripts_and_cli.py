@@ -128,8 +128,11 @@ def test_cli_help_and_check_script():
 def test_cli_serves_and_ctl_drives_the_running_emulator(tmp_path: Path):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "videodb_emulator", "--port", str(port)]
+    # The session must stay `stopped` while ctl reads it: no export by itself.
+    command += ["--api-key", "cli-key", "--export-delay", "off"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "videodb_emulator", "--port", str(port), "--api-key", "cli-key"],
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import videodb
 
 from .helpers import Listener, collect, start_active_meeting, streams_by_category
 
@@ -119,6 +120,37 @@ async def test_lifecycle_changes_go_to_the_sessions_ws_connection(emu, conn):
         "system_audio:default",
         "display:1",
     }
+
+
+async def test_lifecycle_events_after_a_reconnect_reach_the_owners_new_connection(emu, conn):
+    old = await conn.connect_websocket().connect()
+    cap = start_active_meeting(emu, conn, speed=1, ws_connection_id=old.connection_id)
+    before = await collect(old, lambda ev: any(e.get("status") == "active" for e in ev))
+    emu.control.drop_connection(old.connection_id)  # the network blips
+    async for _ in old.receive():  # ends when the emulator closes the socket
+        pass
+    new = await conn.connect_websocket().connect()
+    # Someone else's socket, opened later: a desktop client's, with its own token.
+    desktop = videodb.connect(session_token=conn.generate_client_token(), base_url=emu.base_url)
+    stranger = Listener(await desktop.connect_websocket().connect())
+
+    emu.control.stop_session(cap.id)
+    after = await collect(new, lambda ev: any(e.get("status") == "stopped" for e in ev))
+    await new.close()
+    await asyncio.sleep(0.1)
+    theirs = await stranger.stop()
+    assert [e["status"] for e in before] == ["created", "starting", "active"]
+    assert [e["status"] for e in after] == ["stopping", "stopped"]
+    assert {e["capture_session_id"] for e in after} == {cap.id}
+    assert theirs == []
+
+
+async def test_lifecycle_events_for_a_connection_never_opened_are_lost(emu, conn):
+    ws = Listener(await conn.connect_websocket().connect())
+    cap = start_active_meeting(emu, conn, speed=40, ws_connection_id="ws-never-opened")
+    emu.control.wait_for_status(cap.id, "stopped")
+    assert await ws.stop() == []
+    assert emu.control.state()["websocket"]["events_lost"] >= 5
 
 
 async def test_events_are_routed_only_to_the_connection_the_operation_started_with(emu, conn):

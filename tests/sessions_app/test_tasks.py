@@ -4,13 +4,16 @@ worker, or in-process by ``apply``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from celery.worker import state as worker_state
 from django.contrib.admin.sites import site
 from django.test import RequestFactory
 from django.utils import timezone
 
+from sessions_app import gateway
 from sessions_app.admin import CaptureSessionAdmin, WebhookDeliveryAdmin
 from sessions_app.capture import handoff, lifecycle
 from sessions_app.gateway import RetryableGatewayError
@@ -22,7 +25,7 @@ from sessions_app.tasks import (
     start_session_ai,
     sync_session,
 )
-from tests.conftest import TINY_MEETING, wait_until
+from tests.conftest import TINY_MEETING, point_at, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -218,7 +221,8 @@ def test_starting_the_ai_says_it_is_retrying_then_starts_once_videodb_is_back(
     start_session_ai.delay(heard_active.pk)
     wait_until(lambda: ai_error(heard_active).startswith("retrying: VideoDB could not"))
     wait_until(lambda: StreamOperation.objects.filter(state="started").count() == 5)
-    assert ai_error(heard_active) == ""
+    # Cleared by the same task once every operation is marked started: a moment later.
+    wait_until(lambda: ai_error(heard_active) == "")
 
 
 def test_starting_the_ai_gives_up_after_the_last_try_and_says_so(
@@ -270,3 +274,116 @@ def test_an_export_is_failed_after_the_last_try_and_refused_at_once(
     videodb.control.inject_faults(fail_count=TRIES, status=OUTAGE)
     assert run_here(request_export, heard_active.pk) == "failed"
     assert videodb.control.state()["faults"]["fail_count"] == 0
+
+
+# --- exports: VideoDB's own, and Copilot's fallback ask --------------------------------------
+
+
+@pytest.fixture
+def silent_videodb(settings) -> Iterator[object]:
+    """An emulator that, unlike VideoDB, never exports by itself: only the fallback can."""
+    from videodb_emulator.testing import running_emulator
+
+    with running_emulator(export_delay=None) as emulator:
+        point_at(settings, emulator)
+        yield emulator
+        gateway.reset()
+
+
+def stopped_in_videodb(emulator, owner) -> CaptureSession:
+    session = handoff.create_session(owner, title="Retro", audio_prompt="", visual_prompt="")
+    token = handoff.mint_client_token(session).token
+    emulator.control.simulate(session.videodb_id, TINY_MEETING, speed=20, client_token=token)
+    emulator.control.wait_for_status(session.videodb_id, "stopped")
+    return session
+
+
+def stopped_heard_twice(session: CaptureSession) -> None:
+    """VideoDB's `stopped` webhook, delivered twice, processed by the worker."""
+    for n in range(2):
+        delivery = WebhookDelivery.objects.create(
+            dedupe_key=f"stopped-{n}", session=session, event="capture_session.stopped",
+            raw_body="{}", payload={"event": "capture_session.stopped"},
+        )  # fmt: skip
+        process_delivery.delay(delivery.pk)
+    wait_until(
+        lambda: not WebhookDelivery.objects.filter(session=session, processed_at=None).exists()
+    )
+
+
+def export_asks(emulator, session: CaptureSession) -> int:
+    path = f"POST collection/default/capture/session/{session.videodb_id}/export"
+    return emulator.control.request_counts().get(path, 0)
+
+
+def worker_idle() -> bool:
+    """The in-process worker holds no task, not even one waiting for its countdown."""
+    return not worker_state.scheduled_requests and not worker_state.reserved_requests
+
+
+def test_when_no_exported_comes_the_fallback_asks_once_after_the_delay(
+    silent_videodb, owner, in_process_worker, settings
+) -> None:
+    settings.EXPORT_FALLBACK_SECONDS = 2
+    session = stopped_in_videodb(silent_videodb, owner)
+    stopped_heard_twice(session)
+    assert CaptureSession.objects.get(pk=session.pk).status == "stopped"
+    assert export_asks(silent_videodb, session) == 0  # VideoDB is given time to export
+
+    exported = wait_until(
+        lambda: (s := CaptureSession.objects.get(pk=session.pk)).status == "exported" and s,
+        10,
+        "the fallback to export the session",
+    )
+    assert (
+        exported.exported_video_id
+        == silent_videodb.control.session(session.videodb_id)["exported_video_id"]
+    )
+    wait_until(worker_idle, 10, "the second `stopped`'s fallback to run")
+    assert reconcile()["exports"] == 0
+    assert export_asks(silent_videodb, session) == 1
+
+
+def test_videodb_s_own_export_leaves_the_fallback_nothing_to_ask(
+    videodb, owner, in_process_worker, settings
+) -> None:
+    settings.EXPORT_FALLBACK_SECONDS = 5  # VideoDB (the emulator) exports 2 s after the stop
+    session = stopped_in_videodb(videodb, owner)
+    stopped_heard_twice(session)
+    videodb.control.wait_for_status(session.videodb_id, "exported")  # by itself
+    sent = videodb.control.deliveries(session.videodb_id, kind="webhook")
+    (hook,) = [d["body"] for d in sent if d["body"]["event"] == "capture_session.exported"]
+    delivery = WebhookDelivery.objects.create(
+        dedupe_key="exported", session=session, event=hook["event"], raw_body="{}",
+        payload=hook,
+    )  # fmt: skip
+    process_delivery.delay(delivery.pk)
+    exported = wait_until(
+        lambda: (s := CaptureSession.objects.get(pk=session.pk)).status == "exported" and s
+    )
+    assert exported.exported_video_id == hook["data"]["exported_video_id"]
+    assert exported.player_url == hook["data"]["player_url"]
+    # The fallbacks the two `stopped` scheduled run, and find nothing to do.
+    wait_until(worker_idle, 10, "the fallbacks to run")
+    assert reconcile()["exports"] == 0
+    assert export_asks(videodb, session) == 0
+
+
+def test_the_reconciler_asks_only_once_the_fallback_delay_has_passed(
+    silent_videodb, owner, in_process_worker, settings
+) -> None:
+    settings.EXPORT_FALLBACK_SECONDS = 60
+    session = stopped_in_videodb(silent_videodb, owner)
+    lifecycle.sync_session(session.pk)  # stopped, as far as Copilot knows, and no video
+    assert reconcile()["exports"] == 0  # VideoDB may still be exporting by itself
+
+    # The fallback that the stop scheduled was lost (the broker went away).
+    stopped_at = timezone.now() - timedelta(seconds=61)
+    CaptureSession.objects.filter(pk=session.pk).update(
+        started_at=stopped_at - timedelta(minutes=5), ended_at=stopped_at
+    )
+    assert reconcile()["exports"] == 1
+    wait_until(lambda: CaptureSession.objects.get(pk=session.pk).status == "exported")
+    wait_until(worker_idle, 10, "the worker to finish")
+    assert reconcile()["exports"] == 0
+    assert export_asks(silent_videodb, session) == 1

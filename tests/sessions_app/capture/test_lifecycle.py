@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from django.db import connection
 
 from sessions_app import gateway
 from sessions_app.capture import handoff, lifecycle
@@ -163,6 +164,92 @@ class TestApplyingTheLifecycle:
         assert created.exported_video_id
 
 
+def heard_stopped(videodb, session: CaptureSession) -> None:
+    """The meeting played and stopped; Copilot knows it stopped and has no video yet
+    (whether or not VideoDB's own export has finished meanwhile)."""
+    play(videodb, session, speed=20)
+    videodb.control.wait_for_status(session.videodb_id, "stopped")
+    lifecycle.sync_session(session.pk)
+    CaptureSession.objects.filter(pk=session.pk).update(
+        status=S.STOPPED, exported_video_id="", player_url="", stream_url=""
+    )
+
+
+def export_asks(videodb, session: CaptureSession) -> int:
+    """How often Copilot asked VideoDB to export the session."""
+    path = f"POST collection/default/capture/session/{session.videodb_id}/export"
+    return videodb.control.request_counts().get(path, 0)
+
+
+def exported_webhooks(videodb, session: CaptureSession) -> list[dict]:
+    """The `exported` webhooks VideoDB sent for the session (their bodies)."""
+    return [
+        d["body"]
+        for d in videodb.control.deliveries(session.videodb_id, kind="webhook")
+        if d["body"]["event"] == "capture_session.exported"
+    ]
+
+
+@pytest.mark.django_db
+class TestExporting:
+    """VideoDB exports a stopped session by itself; Copilot asks only as a fallback."""
+
+    def test_the_exported_webhook_stores_the_video_without_copilot_asking(
+        self, videodb, created
+    ) -> None:
+        play(videodb, created, speed=20)
+        videodb.control.wait_for_status(created.videodb_id, "exported")
+        (hook,) = exported_webhooks(videodb, created)
+        for n, event in enumerate(["capture_session.stopped", hook["event"]]):
+            body = next(
+                d["body"]
+                for d in videodb.control.deliveries(created.videodb_id, kind="webhook")
+                if d["body"]["event"] == event
+            )
+            delivery = WebhookDelivery.objects.create(
+                dedupe_key=f"hook-{n}", session=created, event=event, raw_body="{}",
+                payload=body,
+            )  # fmt: skip
+            lifecycle.process_delivery(delivery.pk)
+        created.refresh_from_db()
+        assert created.status == S.EXPORTED
+        assert created.exported_video_id == hook["data"]["exported_video_id"]
+        assert created.player_url == hook["data"]["player_url"]
+        assert lifecycle.request_export(created.pk) == "not needed"
+        assert export_asks(videodb, created) == 0
+
+    def test_asking_after_videodb_exported_by_itself_stores_the_same_video_once(
+        self, videodb, created
+    ) -> None:
+        # Copilot heard `stopped`; VideoDB's `exported` is still on its way when the
+        # fallback asks.
+        heard_stopped(videodb, created)
+        videodb.control.wait_for_status(created.videodb_id, "exported")
+        assert lifecycle.request_export(created.pk) == "exported"
+        (hook,) = exported_webhooks(videodb, created)
+        created.refresh_from_db()
+        assert created.exported_video_id == hook["data"]["exported_video_id"]
+
+        delivery = WebhookDelivery.objects.create(
+            dedupe_key="late-exported", session=created, event=hook["event"], raw_body="{}",
+            payload=hook,
+        )  # fmt: skip
+        assert lifecycle.process_delivery(delivery.pk).changed is False
+        assert lifecycle.request_export(created.pk) == "not needed"
+        created.refresh_from_db()
+        assert created.exported_video_id == hook["data"]["exported_video_id"]
+        assert export_asks(videodb, created) == 1
+        assert len(exported_webhooks(videodb, created)) == 1  # VideoDB did not export again
+
+    def test_a_failed_ask_is_given_back_for_the_retry(self, created, videodb) -> None:
+        heard_stopped(videodb, created)
+        videodb.control.inject_faults(fail_count=1, status=500)
+        with pytest.raises(gateway.RetryableGatewayError):
+            lifecycle.request_export(created.pk)
+        assert CaptureSession.objects.get(pk=created.pk).export_requested_at is None
+        assert lifecycle.request_export(created.pk) == "exported"
+
+
 @pytest.mark.django_db
 class TestStartingTheAI:
     def test_each_stream_gets_its_operations_once(self, videodb, created) -> None:
@@ -275,11 +362,9 @@ class TestShowingTheState:
         self, videodb, created, django_capture_on_commit_callbacks, watch
     ) -> None:
         play(videodb, created, speed=20)
-        videodb.control.wait_for_status(created.videodb_id, "stopped")
+        videodb.control.wait_for_status(created.videodb_id, "exported")  # VideoDB's own
         with django_capture_on_commit_callbacks(execute=True):
             lifecycle.sync_session(created.pk)
-        with django_capture_on_commit_callbacks(execute=True):
-            assert lifecycle.request_export(created.pk) == "exported"
         assert 'data-session-status="exported"' in watch.html()
 
     def test_a_session_videodb_lost_is_shown_as_failed_without_its_error(
@@ -345,3 +430,27 @@ def test_concurrent_starts_start_each_operation_once(videodb, owner) -> None:
     assert errors == []
     started = [key for result in results for key in result]
     assert len(started) == len(set(started)) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_fallbacks_ask_videodb_for_the_export_once(videodb, owner) -> None:
+    session = handoff.create_session(owner, title="Race", audio_prompt="", visual_prompt="")
+    heard_stopped(videodb, session)
+    # VideoDB is slow to answer: the other asks come while the first is in flight.
+    videodb.control.inject_faults(slow_count=1, delay=0.5)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        try:
+            outcomes.append(lifecycle.request_export(session.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(outcomes) == 3 and outcomes.count("exported") == 1
+    assert set(outcomes) <= {"exported", "already requested", "not needed"}
+    assert export_asks(videodb, session) == 1
