@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 from celery import Celery
 from celery.beat import EmbeddedService
 from celery.worker import WorkController
-from daphne.server import Server
 from django.conf import settings
 
+from copilot.bodylimit import BoundedServer
 from copilot.celery import app as celery_app
 from sessions_app.live import broadcast
 from sessions_app.relay import Relay
@@ -160,7 +160,7 @@ def serve(host: str, port: int, *, embedded: bool, emulator: EmulatorServer | No
         logger.info("in-process relay scheduled")
 
     try:
-        Server(
+        BoundedServer(
             application=application,
             ready_callable=start_relay if embedded else None,
             endpoints=[f"tcp:port={port}:interface={host}"],

@@ -22,7 +22,8 @@ server → browser: HTML fragments for htmx's ws extension, each root element wi
   ``hx-swap-oob``: items (``seg-``/``ins-``/``alert-<pk>``), speaker names, health rows,
   the status banner, the heartbeat and the synced marker (templates/sessions_app/live.html).
 
-Close codes (``CloseCode``): 4401 anonymous without a share token, and a user who signed out
+Close codes (``CloseCode``, sent as plain ints: Autobahn, under Daphne, refuses an IntEnum
+and the close is lost): 4401 anonymous without a share token, and a user who signed out
 while open; 4403 share token unknown, revoked, expired or for another session, and a link
 revoked (``live.close``) or expiring while open, unless another still lets the user watch;
 4404 no such session, or not one the user may view (as the pages answer 404: existence
@@ -119,7 +120,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         result = await database_sync_to_async(access.live_viewer)(user, self.session_id, self.token)
         if isinstance(result, access.Refusal):
             await self.leave()
-            await self.close(code=REFUSED_WITH[result])
+            await self.close(code=int(REFUSED_WITH[result]))
             return
         self.viewer = result
         await self.accept()
@@ -151,15 +152,26 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     async def watch(self) -> None:
         """Close a socket whose browser went quiet (a dead peer never sends a close), and one
         watching through share links when they expire."""
+        try:
+            await self._watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A task's exception is otherwise never seen: say so, and do not leave a socket
+            # open that nothing watches any more.
+            logger.exception("the live socket's watchdog failed; closing the socket")
+            await self.close(code=int(CloseCode.IDLE))
+
+    async def _watch(self) -> None:
         step = min(5.0, self.idle_seconds / 4)
         while True:
             await asyncio.sleep(step)
             if time.monotonic() - self.last_heard > self.idle_seconds:
-                await self.close(code=CloseCode.IDLE)
+                await self.close(code=int(CloseCode.IDLE))
                 return
             expires = self.viewer.expires_at if self.viewer else None
             if expires is not None and expires <= timezone.now() and not await self.still_allowed():
-                await self.close(code=CloseCode.FORBIDDEN)
+                await self.close(code=int(CloseCode.FORBIDDEN))
                 return
 
     # --- from the browser ---------------------------------------------------------------
@@ -167,14 +179,14 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         self.last_heard = time.monotonic()
         if text_data is None:
-            await self.close(code=CloseCode.BAD_MESSAGE)
+            await self.close(code=int(CloseCode.BAD_MESSAGE))
             return
         if len(text_data) > MAX_MESSAGE_BYTES or len(text_data.encode()) > MAX_MESSAGE_BYTES:
-            await self.close(code=CloseCode.TOO_LARGE)
+            await self.close(code=int(CloseCode.TOO_LARGE))
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[…": 4 KiB of brackets nests too deep
             message = None
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "ping":
@@ -182,7 +194,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         elif kind == "resume" and is_seq(message.get("last_seq")):
             await self.resume(message["last_seq"])
         else:
-            await self.close(code=CloseCode.BAD_MESSAGE)
+            await self.close(code=int(CloseCode.BAD_MESSAGE))
 
     async def resume(self, after_seq: int) -> None:
         updates, state, through, complete = await database_sync_to_async(catch_up)(
@@ -215,7 +227,15 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             link_id not in self.viewer.link_ids or await self.still_allowed()
         ):
             return
-        await self.close(code=event.get("code", CloseCode.FORBIDDEN))
+        await self.close(code=int(event.get("code", CloseCode.FORBIDDEN)))
+
+
+class NoSuchRouteConsumer(AsyncWebsocketConsumer):
+    """Any other socket path (``/ws/sessions/abc/``): refused like an unknown session,
+    instead of the router's exception and a traceback."""
+
+    async def connect(self) -> None:
+        await self.close(code=int(CloseCode.NOT_FOUND))
 
 
 def is_seq(value: object) -> bool:

@@ -217,7 +217,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
     found = meaning.Found()
     if form.value("meaning") and text and results.page <= 1:
         scope = filters.session_ids or session_ids
-        found = meaning.ask(text, scope, filters)
+        user_id = request.user.pk if request.user.is_authenticated else None
+        wait = meaning.held_for(user_id, request.session.get(access.LINKS_KEY, []))
+        found = meaning.held(wait) if wait else meaning.ask(text, scope, filters)
     items = meaning.merge(results.hits, found.hits, query)
     for facet_name, facets in results.facets.items():
         param = {"day": "date_from"}.get(facet_name, facet_name)

@@ -40,6 +40,15 @@ def _fast_password_hashing() -> None:
     settings.PASSWORD_HASHERS = ["tests.conftest.FastPBKDF2PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles() -> None:
+    """Each test starts with no counted sign-in failures or searches (copilot/throttle.py
+    counts in the per-process cache, which would otherwise carry over between tests)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_stray_processes(_close_connection_pools: None) -> Iterator[None]:
     """Whatever a failed test left running is stopped, so it cannot hold the test database

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -77,7 +77,13 @@ def parse_timestamp(value: str, name: str = "timestamp") -> datetime:
         raise EventError(f"'{name}' must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise EventError(f"'{name}' must carry a time zone (e.g. a trailing Z)")
-    return parsed
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows, and
+        # "9999-12-31T23:59:59-23:59" is past the year 9999 in UTC, which neither the
+        # database nor Python holds: refused here rather than failing to store it.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise EventError(f"'{name}' is out of range") from None
 
 
 def parse_envelope(body: bytes) -> Envelope:

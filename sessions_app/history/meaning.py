@@ -21,10 +21,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils.html import escape
 from django.utils.safestring import SafeString
 
+from copilot import throttle
 from sessions_app import gateway
 from sessions_app.history import deadline, record, search, search_text, timeline
 from sessions_app.history.record import epoch_ms
@@ -38,6 +40,9 @@ MAX_STREAMS = 12
 HITS_PER_STREAM = 5
 VIDEO_HITS = 20
 DEADLINE_SECONDS = 3.0
+# What is sent to VideoDB: a question, not a document (the keyword search reads up to
+# search_text.MAX_QUERY_CHARS).
+MAX_QUERY_CHARS = 200
 # A VideoDB hit and a keyword hit this close on the same stream are the same moment.
 SAME_MOMENT_MS = 3000
 # A hit lands on the nearest stored moment at or before it, if one is this close.
@@ -243,10 +248,34 @@ def _notice(asked: int, late: int, failures: list[str]) -> str:
     )
 
 
+def held_for(user_id: int | None, link_ids: list[int]) -> int:
+    """Count one search by meaning for whoever asks (a signed-in user by their account, a
+    visitor by each share link they hold): 0 if within ``MEANING_SEARCH_LIMIT`` per
+    ``MEANING_SEARCH_WINDOW_SECONDS``, else the seconds until they may search again."""
+    names = [f"meaning:user:{user_id}"] if user_id else [f"meaning:link:{i}" for i in link_ids]
+    limit, window = settings.MEANING_SEARCH_LIMIT, settings.MEANING_SEARCH_WINDOW_SECONDS
+    return max((throttle.use(name, limit, window) for name in names), default=0)
+
+
+def held(seconds: int) -> Found:
+    """What the page shows instead of asking VideoDB, for someone over the limit."""
+    limit, window = settings.MEANING_SEARCH_LIMIT, settings.MEANING_SEARCH_WINDOW_SECONDS
+    return Found(
+        notice=f"Search by meaning is limited to {limit} searches every "
+        f"{throttle.in_words(window)}; these are the keyword matches only. "
+        f"Try again in {throttle.in_words(seconds)}."
+    )
+
+
 def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Filters) -> Found:
-    """Ask VideoDB about ``text`` within the given sessions: every stream at once, and the
-    exported videos, keeping what answers within DEADLINE_SECONDS. Never raises for VideoDB.
+    """Ask VideoDB about ``text`` (its first MAX_QUERY_CHARS characters) within the given
+    sessions: every stream at once, and the exported videos, keeping what answers within
+    DEADLINE_SECONDS. Never raises for VideoDB.
     """
+    cut = ""
+    if len(text) > MAX_QUERY_CHARS:
+        text = text[:MAX_QUERY_CHARS]
+        cut = f"Search by meaning used only the first {MAX_QUERY_CHARS} characters."
     streams = (
         RTStream.objects.filter(session_id__in=list(session_ids))
         .select_related("session")
@@ -284,7 +313,7 @@ def ask(text: str, session_ids: list[int] | tuple[int, ...], filters: search.Fil
     late = answers.count(None)
     if late:
         logger.warning("%d of %d VideoDB searches did not answer in time", late, len(calls))
-    found.notice = _notice(len(calls), late, failures)
+    found.notice = " ".join(part for part in (cut, _notice(len(calls), late, failures)) if part)
     if filters.kinds:
         found.hits = [h for h in found.hits if h.kind in filters.kinds]
     _land(found.hits)

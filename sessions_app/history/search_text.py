@@ -48,6 +48,10 @@ STOP_WORDS = frozenset(
 
 MAX_QUERY_CHARS = 1000
 MAX_CLAUSES = 32
+# Excluded words nest one level each in FTS5's expression (its parser overflows past ~100),
+# and alternatives of one clause widen it: both are capped, and the page says so.
+MAX_EXCLUDED = 16
+MAX_ALTERNATIVES = 16
 MIN_PREFIX = 2
 
 
@@ -232,6 +236,13 @@ def parse(text: str) -> Query:
     if len(kept) > MAX_CLAUSES:
         kept = kept[:MAX_CLAUSES]
         notes.append(f"Only the first {MAX_CLAUSES} words were searched.")
+    if any(len(clause) > MAX_ALTERNATIVES for clause in kept):
+        kept = [clause[:MAX_ALTERNATIVES] for clause in kept]
+        notes.append(f"Only the first {MAX_ALTERNATIVES} words joined by OR were searched.")
+    excluded = list(dict.fromkeys(excluded))
+    if len(excluded) > MAX_EXCLUDED:
+        excluded = excluded[:MAX_EXCLUDED]
+        notes.append(f"Only the first {MAX_EXCLUDED} excluded words were used.")
     if not kept and excluded:
         notes.append("Add a word to look for: a query cannot only exclude words.")
         excluded = []

@@ -17,6 +17,11 @@ from typing import Any
 MAX_TEXT = 20_000
 MAX_ALERT_TEXT = 2000
 MAX_LABEL = 128
+# The largest magnitude of any number we store: epoch milliseconds up to the year 5138, far
+# below what a 64-bit column or a datetime holds (1e308 or a 4,000-digit integer would
+# overflow both, and the arithmetic on the way).
+MAX_MS = 10**14
+MAX_SECONDS = MAX_MS // 1000
 INDEX_CHANNELS = {"audio_index": "audio", "visual_index": "visual", "scene_index": "visual"}
 
 
@@ -70,15 +75,23 @@ def json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EventError(f"the body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise EventError("the body nests too deeply") from None
     if not isinstance(payload, dict):
         raise EventError("the body must be a JSON object")
     return payload
 
 
-def number(value: object, field: str, *, meaning: str = "a number") -> float:
-    """``value`` if it is a finite number (not a boolean); an error naming ``field`` if not."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+def number(value: object, field: str, *, meaning: str = "a number", limit: float = MAX_MS) -> float:
+    """``value`` if it is a finite number (not a boolean) of magnitude at most ``limit``; an
+    error naming ``field`` if not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise EventError(f"{field} must be {meaning}")
+    # Compared as it is: math.isfinite() of a huge int raises OverflowError.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EventError(f"{field} must be {meaning}")
+    if abs(value) > limit:
+        raise EventError(f"{field} must be {meaning} of at most {limit:g}")
     return value
 
 
@@ -176,7 +189,7 @@ def _seconds(payload: dict[str, Any], name: str, *, required: bool) -> float | N
         if required:
             raise EventError(f"'{name}' is required")
         return None
-    return number(value, f"'{name}'")
+    return number(value, f"'{name}'", meaning="a number of seconds", limit=MAX_SECONDS)
 
 
 def parse_alert_callback(body: bytes) -> AlertInput:

@@ -9,9 +9,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from sessions_app.capture import handoff, lifecycle
 from sessions_app.live import ingest
 from sessions_app.live.events import AlertInput
 from sessions_app.models import Alert, CaptureSession, WebhookDelivery, WebhookRejection
+from tests.conftest import TINY_MEETING
 from tests.sessions_app.watching import GroupWatch
 
 pytestmark = pytest.mark.django_db
@@ -156,6 +158,35 @@ class TestRefusing:
         assert response["Allow"] == "POST"
 
 
+class TestVideoDBExportingByItself:
+    """VideoDB's sample apps stop a capture and wait for `exported`: nobody asks for it."""
+
+    def test_its_exported_webhook_stores_the_video_once_without_copilot_asking(
+        self, vdb, videodb, owner
+    ) -> None:
+        session = handoff.create_session(owner, title="Retro", audio_prompt="", visual_prompt="")
+        token = handoff.mint_client_token(session).token
+        videodb.control.simulate(session.videodb_id, TINY_MEETING, speed=20, client_token=token)
+        videodb.control.wait_for_status(session.videodb_id, "exported")
+        sent = [d["body"] for d in videodb.control.deliveries(session.videodb_id, kind="webhook")]
+        (exported,) = [b for b in sent if b["event"] == "capture_session.exported"]
+        for body in sent + sent:  # each at least once, as VideoDB promises
+            assert post(vdb, session, body).status_code == 200
+        assert WebhookDelivery.objects.filter(session=session).count() == len(sent)
+
+        for delivery in WebhookDelivery.objects.filter(session=session).order_by("pk"):
+            lifecycle.process_delivery(delivery.pk)
+        session.refresh_from_db()
+        assert session.status == "exported"
+        assert (session.exported_video_id, session.player_url, session.stream_url) == (
+            exported["data"]["exported_video_id"],
+            exported["data"]["player_url"],
+            exported["data"]["stream_url"],
+        )
+        asked = f"POST collection/default/capture/session/{session.videodb_id}/export"
+        assert asked not in videodb.control.request_counts()
+
+
 class TestAlertCallbacks:
     def callback(self, **extra) -> dict:
         body = {
@@ -237,3 +268,59 @@ class TestAlertCallbacks:
         assert response.status_code == 400
         assert message in response.json()["error"]
         assert Alert.objects.count() == 0
+
+
+class TestHostileInputIsRefusedNotAnError:
+    """Input meant to break the receiver gets a 400 and leaves nothing behind; none of it
+    reaches the database or raises (the test client re-raises any exception)."""
+
+    def test_deeply_nested_json_to_the_webhook_is_a_400_before_the_secret(
+        self, vdb, meeting
+    ) -> None:
+        body = b'{"a":' * 10_000 + b"1" + b"}" * 10_000  # 60 KB, under the size limit
+        response = post(vdb, meeting, body, secret="x" * 43)
+        assert response.status_code == 400
+        assert "nests too deeply" in response.json()["error"]
+        assert WebhookDelivery.objects.count() == 0
+
+    def test_deeply_nested_json_to_the_alert_callback_is_a_400(self, vdb, mic) -> None:
+        response = TestAlertCallbacks().post(vdb, mic, b"[" * 30_000, secret="x" * 43)
+        assert response.status_code == 400
+        assert Alert.objects.count() == 0
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"start_time": 1e308},
+            {"start_time": -1e308},
+            {"start_time": 10**3999},
+            {"end_time": 1e308},
+            {"end_time": 10**3999},
+        ],
+        ids=["1e308", "-1e308", "4000 digits", "end 1e308", "end 4000 digits"],
+    )
+    def test_an_alert_time_too_large_to_hold_is_a_400(self, vdb, mic, change) -> None:
+        body = TestAlertCallbacks().callback(**change)
+        response = TestAlertCallbacks().post(vdb, mic, body)
+        assert response.status_code == 400
+        assert "at most" in response.json()["error"]
+        assert Alert.objects.count() == 0
+
+    @pytest.mark.parametrize(
+        "timestamp", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"]
+    )
+    def test_a_timestamp_outside_what_the_database_holds_is_a_400_with_a_valid_secret(
+        self, vdb, meeting, timestamp
+    ) -> None:
+        response = post(vdb, meeting, envelope(meeting, timestamp=timestamp))
+        assert response.status_code == 400
+        assert "'timestamp' is out of range" in response.json()["error"]
+        assert WebhookDelivery.objects.count() == 0
+
+    def test_an_offset_beyond_what_postgresql_takes_is_stored_as_the_same_instant(
+        self, vdb, meeting
+    ) -> None:
+        response = post(vdb, meeting, envelope(meeting, timestamp="2026-01-20T12:34:56+23:00"))
+        assert response.status_code == 200
+        stored = WebhookDelivery.objects.get()
+        assert stored.event_timestamp.isoformat() == "2026-01-19T13:34:56+00:00"

@@ -4,6 +4,7 @@ PostgreSQL (this file runs in both passes), and no query a person can type is an
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from sessions_app.history import search, search_text
 from sessions_app.models import SearchEntry, TranscriptSegment
@@ -353,3 +354,27 @@ def test_a_search_without_repeated_insights_asks_nothing_more(
         results = search.search(search_text.parse("pricing"), [corpus.pk])
 
     assert results.total == 5
+
+
+def test_a_hundred_excluded_words_are_capped_with_a_note_and_the_search_answers(corpus):
+    text = "pricing " + " ".join(f"-nope{n}" for n in range(150))
+    query = search_text.parse(text)
+    assert len(query.excluded) == search_text.MAX_EXCLUDED
+    assert f"Only the first {search_text.MAX_EXCLUDED} excluded words were used." in query.notes
+    results = search.search(query, [corpus.pk])  # SQLite's FTS5 parser overflowed on 100+
+    assert results.total >= 3
+
+
+def test_a_long_chain_of_or_is_capped_with_a_note_and_the_search_answers(corpus):
+    text = " OR ".join(["pricing", *(f"nope{n}" for n in range(150))])
+    query = search_text.parse(text)
+    assert all(len(clause) <= search_text.MAX_ALTERNATIVES for clause in query.clauses)
+    assert any("joined by OR" in note for note in query.notes)
+    assert search.search(query, [corpus.pk]).total >= 3
+
+
+def test_the_search_page_says_which_excluded_words_were_used(corpus, owner_client):
+    text = "pricing " + " ".join(f"-nope{n}" for n in range(120))
+    response = owner_client.get(reverse("search"), {"q": text})
+    assert response.status_code == 200
+    assert "Only the first 16 excluded words were used." in response.content.decode()
