@@ -7,10 +7,14 @@ side by side. A lane idle for ``LANE_IDLE_SECONDS``, or whose session ended, is 
 later event of its stream opens a new one. A store that fails (the database is away) is
 retried with backoff in its lane, then left to the next heartbeat's backfill of its stream.
 
-When the socket drops the relay reconnects with backoff and jitter, publishes its new
+When the socket drops the relay reconnects with backoff and jitter (counting failed cycles,
+so a database outage does not turn into a tight loop of new sockets), publishes its new
 connection id (tasks start operations with it), and ``recovery`` re-routes its sessions'
-operations to it and backfills what was missed; a restarted relay does the same, so nothing
-held only in memory is lost. Relays split the sessions by ``session id % RELAY_SHARDS``:
+operations to it and backfills what was missed, back to its last heartbeat however long
+ago; a restarted relay does the same, so nothing held only in memory is lost. Database
+connections are closed and reopened around each unit of work (``database_sync_to_async``;
+the pool checks a connection before lending it), so a restarted database is used again
+without a restart of the relay. Relays split the sessions by ``session id % RELAY_SHARDS``:
 run one ``manage.py relay --shard K`` per K in 0..RELAY_SHARDS-1.
 """
 
@@ -35,11 +39,13 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 30.0
+STABLE_SECONDS = 60.0  # a socket that caught up and lived this long resets the backoff
 DRAIN_SECONDS = 10.0  # what was read is stored before a reconnect, for this long at most
 LANE_IDLE_SECONDS = 300.0
 STORE_ATTEMPTS = 4
 STORE_RETRY_SECONDS = 0.5  # doubled after each failed attempt
 _RETIRE = object()  # put on a lane to end it once it has stored what it holds
+_UNKNOWN = object()  # the relay's last heartbeat, not read yet
 
 
 def store(parsed: events.SocketEvent) -> tuple[int, broadcast.LiveUpdate] | None:
@@ -64,20 +70,25 @@ class Relay:
         self._workers: set[asyncio.Task] = set()
         # Streams with an event that could not be stored, for the next heartbeat to backfill.
         self._backfill_due: set[str] = set()
+        # Since when this relay has not caught up (its last heartbeat), once read.
+        self._unseen_since: Any = _UNKNOWN
 
     # --- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Hold a socket until ``stop`` is set, reconnecting with backoff and jitter."""
+        loop = asyncio.get_running_loop()
         failures = 0
         while not stop.is_set():
             socket: gateway.EventSocket | None = None
+            ready_at: float | None = None  # when the socket was open and caught up
             try:
                 socket = await gateway.open_event_socket()
-                failures = 0
                 self.connection_id = socket.connection_id
                 logger.info("relay %s connected as %s", self.shard, self.connection_id)
-                await database_sync_to_async(self.on_connected)()
+                unanswered = await database_sync_to_async(self.on_connected)()
+                self._backfill_due |= unanswered
+                ready_at = loop.time()
                 await self._pump(socket, stop)
             except asyncio.CancelledError:
                 raise
@@ -88,6 +99,12 @@ class Relay:
                     await socket.close()
             if stop.is_set():
                 break
+            # The backoff counts failed cycles, not failed socket opens: a socket that opened
+            # but could not catch up (the database is away) or died soon after is a failure
+            # too, or a database outage would have the relay ask VideoDB for a new socket in
+            # a tight loop. Only a cycle that held up for STABLE_SECONDS starts afresh.
+            if ready_at is not None and loop.time() - ready_at >= STABLE_SECONDS:
+                failures = 0
             failures += 1
             self.stats["reconnects"] += 1
             delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
@@ -224,7 +241,19 @@ class Relay:
             if (lane := self._lanes.get(rtstream_id)) is not None:
                 lane.put_nowait(_RETIRE)
 
-    def on_connected(self) -> None:
+    def on_connected(self) -> set[str]:
+        """Publish the new socket and catch up; returns the streams VideoDB could not answer
+        for, to backfill at a later heartbeat."""
+        if self._unseen_since is _UNKNOWN:
+            # The relay's last heartbeat before this catch-up: sessions that ended since
+            # (less the tail) may have lost events while no relay stored them, however long
+            # ago that was. Kept until a catch-up succeeds, as a failed one may already have
+            # written a fresh heartbeat.
+            self._unseen_since = (
+                RelayConnection.objects.filter(shard=self.shard)
+                .values_list("heartbeat_at", flat=True)
+                .first()
+            )
         now = timezone.now()
         RelayConnection.objects.update_or_create(
             shard=self.shard,
@@ -234,7 +263,9 @@ class Relay:
                 "heartbeat_at": now,
             },
         )
-        recovery.catch_up(self.shard, self.connection_id)
+        failed = recovery.catch_up(self.shard, self.connection_id, since=self._unseen_since)
+        self._unseen_since = _UNKNOWN
+        return failed
 
     def on_heartbeat(self, due: set[str], lanes: list[str]) -> tuple[set[str], list[str]]:
         """Beat, re-route, backfill the streams in ``due``; returns those still due and the

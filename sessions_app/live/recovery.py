@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Max, Q
@@ -45,9 +45,13 @@ def shard_of(session_id: int) -> str:
     return str(session_id % settings.RELAY_SHARDS)
 
 
-def sessions_of(shard: str) -> list[CaptureSession]:
-    """The shard's sessions whose events may still come: live, or ended a moment ago."""
+def sessions_of(shard: str, since: datetime | None = None) -> list[CaptureSession]:
+    """The shard's sessions whose events may still come: live, or ended a moment ago; and,
+    with ``since`` (when the relay was last seen), those that ended while no relay stored
+    their last events, however long ago."""
     recent = timezone.now() - TAIL_AFTER_END
+    if since is not None:
+        recent = min(recent, since - TAIL_AFTER_END)
     sessions = CaptureSession.objects.filter(
         Q(status__in=[S.STARTING, S.ACTIVE, S.STOPPING])
         | Q(status__in=[S.STOPPED, S.EXPORTED], ended_at__gte=recent)
@@ -55,12 +59,16 @@ def sessions_of(shard: str) -> list[CaptureSession]:
     return [s for s in sessions if shard_of(s.pk) == shard]
 
 
-def catch_up(shard: str, connection_id: str) -> None:
+def catch_up(shard: str, connection_id: str, since: datetime | None = None) -> set[str]:
     """After a relay (re)connects: its sessions deliver to the new socket, and what the
-    old one missed is stored and shown."""
-    for session in sessions_of(shard):
+    old one missed is stored and shown. ``since``: the relay's last heartbeat before, so a
+    relay down for longer than the tail still backfills what ended meanwhile. Returns the
+    streams VideoDB could not answer for, to try again later."""
+    failed: set[str] = set()
+    for session in sessions_of(shard, since):
         route_operations(session, connection_id)
-        backfill(session)
+        failed |= _backfill(_streams_of(session))[1]
+    return failed
 
 
 def reroute(shard: str, connection_id: str) -> int:
@@ -98,11 +106,15 @@ def route_operations(session: CaptureSession, connection_id: str) -> int:
 
 def backfill(session: CaptureSession) -> int:
     """Store what the socket missed for ``session`` and show it; how many items changed."""
+    updates, _ = _backfill(_streams_of(session))
+    return updates
+
+
+def _streams_of(session: CaptureSession) -> list[RTStream]:
     streams = list(session.streams.all())
     for stream in streams:
         stream.session = session
-    updates, _ = _backfill(streams)
-    return updates
+    return streams
 
 
 def backfill_streams(rtstream_ids: Iterable[str]) -> set[str]:

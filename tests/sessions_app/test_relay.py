@@ -5,8 +5,11 @@ per stream only while that stream is in use."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ from django.utils import timezone
 
 from sessions_app import gateway
 from sessions_app import relay as relay_module
-from sessions_app.live import ingest
+from sessions_app.live import ingest, recovery
 from sessions_app.models import (
     CaptureSession,
     Insight,
@@ -266,3 +269,61 @@ def test_the_lanes_of_an_ended_session_are_retired_at_the_heartbeat(
     beat = RelayConnection.objects.get().heartbeat_at
     wait_until(lambda: RelayConnection.objects.get().heartbeat_at > beat, 5, "another beat")
     assert relay.lanes() == {other.videodb_id}
+
+
+@pytest.mark.timeout(60)
+def test_a_socket_that_opens_but_cannot_catch_up_counts_as_a_failed_cycle(
+    transactional_db, monkeypatch
+) -> None:
+    # The database is away: the socket opens every time, catching up fails every time.
+    opens: list[float] = []
+    socket = ScriptedSocket()
+
+    async def open_event_socket() -> ScriptedSocket:
+        opens.append(time.monotonic())
+        return socket
+
+    def catch_up(*args: Any, **kwargs: Any) -> set[str]:
+        raise OperationalError("the connection is lost")
+
+    monkeypatch.setattr(gateway, "open_event_socket", open_event_socket)
+    monkeypatch.setattr(recovery, "catch_up", catch_up)
+    monkeypatch.setattr(relay_module, "BACKOFF_BASE_SECONDS", 0.1)
+    running = RunningRelay(socket).start()
+    time.sleep(3)
+    running.close()
+    # Waits of 0.1, 0.2, 0.4, 0.8, 1.6 s, each at least halved by the jitter: at most six
+    # opens in 3 s. Reset after every open, the backoff asked for one every 0.05-0.1 s.
+    assert 3 <= len(opens) <= 7, len(opens)
+    # Each wait at least as long as the one before (the jitter ranges do not overlap).
+    gaps = [later - earlier for earlier, later in itertools.pairwise(opens)]
+    assert gaps == sorted(gaps), gaps
+
+
+@pytest.mark.timeout(120)
+def test_a_relay_down_for_longer_than_the_tail_still_backfills_what_ended_meanwhile(
+    videodb, transactional_db, owner
+) -> None:
+    # The relay was last seen 40 minutes ago; a meeting was played and ended since, and
+    # ended long enough ago that its tail is over.
+    long_ago = timezone.now() - timedelta(minutes=40)
+    RelayConnection.objects.create(
+        shard="0", connection_id="", connected_at=long_ago, heartbeat_at=long_ago
+    )
+    session = start_meeting(videodb, owner)
+    videodb.control.set_speed(session.videodb_id, 10)
+    videodb.control.wait_for_meeting(session.videodb_id, timeout=60)
+    ended = timezone.now() - recovery.TAIL_AFTER_END - timedelta(minutes=20)
+    CaptureSession.objects.filter(pk=session.pk).update(
+        status=CaptureSession.Status.STOPPED,
+        started_at=ended - timedelta(minutes=1),
+        ended_at=ended,
+    )
+    remote = remote_truth(videodb, session)
+    assert remote[0] and remote[1] and stored(session) == (set(), set())
+
+    running = RunningRelay().start()
+    try:
+        wait_until(lambda: stored(session) == remote, 30, "the backfill of the ended meeting")
+    finally:
+        running.close()
