@@ -35,6 +35,16 @@ logger = logging.getLogger(__name__)
 # Browser sockets only ever send small control messages; refusing anything larger stops a
 # client from making Daphne buffer megabytes per connection.
 WEBSOCKET_MAX_MESSAGE_BYTES = 64 * 1024
+# Connections the kernel queues before Daphne accepts them. Twisted's default is 50: a burst
+# of reconnecting viewers (a deploy, a network blip) overflowed it at ~2,750 sockets and new
+# connects failed. Linux caps it at net.core.somaxconn (4096 by default since 5.4).
+LISTEN_BACKLOG = 4096
+
+
+def endpoint(host: str, port: int, *, backlog: int = LISTEN_BACKLOG) -> str:
+    """Daphne's (Twisted's) endpoint description for the listening socket."""
+    interface = host.replace(":", "\\:")  # an IPv6 address: colons separate the fields
+    return f"tcp:port={port}:interface={interface}:backlog={backlog}"
 
 
 class _NotifyingWorkController(WorkController):
@@ -163,7 +173,7 @@ def serve(host: str, port: int, *, embedded: bool, emulator: EmulatorServer | No
         BoundedServer(
             application=application,
             ready_callable=start_relay if embedded else None,
-            endpoints=[f"tcp:port={port}:interface={host}"],
+            endpoints=[endpoint(host, port)],
             websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
             websocket_max_frame_size=WEBSOCKET_MAX_MESSAGE_BYTES,
             application_close_timeout=10,

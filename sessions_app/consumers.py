@@ -11,11 +11,14 @@ closes them all.
 The protocol, both ways (text frames only):
 
 browser → server, JSON, at most ``MAX_MESSAGE_BYTES``:
-  ``{"type": "resume", "last_seq": N}``  on every (re)connect: N is the highest sequence
-      number the page already reflects (the page renders ``CaptureSession.last_seq`` at
-      load). The server replays every item changed after N, then the current speakers,
-      health rows and status, then a ``#live-synced`` marker carrying the last sequence
-      number the replay covers.
+  ``{"type": "resume", "last_seq": N}``  on every (re)connect, and when the page sees a
+      gap in sequence numbers that does not fill: N is the highest sequence number up to
+      which the page is complete (the page renders ``CaptureSession.last_seq`` at load).
+      The server replays what changed after N, at most ``broadcast.REPLAY_PAGE`` items,
+      then the current speakers, health rows and status, then a ``#live-synced`` marker
+      carrying the last sequence number the replay covers, with ``data-more`` when another
+      page follows (the browser asks again from there). An ended session's replies are
+      rendered once and cached (``ENDED_REPLAY_CACHE_SECONDS``).
   ``{"type": "ping"}``  every ~20 s: the server answers with the ``#live-heartbeat``
       fragment (and the server clock, for ages).
 server → browser: HTML fragments for htmx's ws extension, each root element with
@@ -27,11 +30,14 @@ and the close is lost): 4401 anonymous without a share token, and a user who sig
 while open; 4403 share token unknown, revoked, expired or for another session, and a link
 revoked (``live.close``) or expiring while open, unless another still lets the user watch;
 4404 no such session, or not one the user may view (as the pages answer 404: existence
-never leaks); 4400 a message that is not one of the two above, not JSON or binary; 4413 a
-message over ``MAX_MESSAGE_BYTES``; 4408 nothing heard from the browser for
-``LIVE_SOCKET_IDLE_SECONDS`` (a dead peer). Refusals before accept reach a browser as a
-failed handshake (HTTP 403); the codes are for tests, logs and non-browser clients.
-Codes 44xx are final: the browser does not reconnect after them.
+never leaks); 1013 (Try Again Later, which the browser retries with backoff) when the channel
+layer cannot be reached at connect (Redis down: the socket is accepted and closed at once, so
+the handshake is not a 500), or when resumes come faster than ``RESUMES_PER_SOCKET`` or
+``RESUMES_PER_LINK`` per ``RESUME_WINDOW_SECONDS``; 4400 a message that is not one of the
+two above, not JSON or binary; 4413 a message over ``MAX_MESSAGE_BYTES``; 4408 nothing
+heard from the browser for ``LIVE_SOCKET_IDLE_SECONDS`` (a dead peer). Refusals before
+accept reach a browser as a failed handshake (HTTP 403); the codes are for tests, logs and
+non-browser clients. Codes 44xx are final: the browser does not reconnect after them.
 
 Gaps and duplicates: the consumer joins the groups *before* it reads anything, so nothing
 published after the join is missed (a revocation included: it is checked again); what was
@@ -44,17 +50,24 @@ one (static/copilot/live.js).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
+from collections import deque
 from enum import IntEnum
+from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
+from copilot import throttle
 from sessions_app.live import broadcast
 from sessions_app.live.broadcast import LiveUpdate, SessionClosed
 from sessions_app.models import CaptureSession
@@ -63,9 +76,16 @@ from sessions_app.viewers import access
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4096  # a resume or a ping is < 100 bytes; Daphne's own cap is 64 KiB
+# A page resumes on each (re)connect, on a lasting gap (after 2 s) and once per replay page:
+# a few a minute. More is a client asking for the same replay over and over.
+RESUME_WINDOW_SECONDS = 60
+RESUMES_PER_SOCKET = 20
+RESUMES_PER_LINK = 120  # every socket of one share link together, in this process
+ENDED_REPLAY_CACHE_SECONDS = 300
 
 
 class CloseCode(IntEnum):
+    TRY_AGAIN_LATER = 1013
     BAD_MESSAGE = 4400
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403
@@ -82,7 +102,8 @@ REFUSED_WITH = {
 
 
 def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[str], int, bool]:
-    """What a browser that reflects ``after_seq`` is missing, and up to where that covers.
+    """What a browser that reflects ``after_seq`` is missing (a page of it), up to where that
+    covers, and whether it is all.
 
     ``last_seq`` is read *before* the items: every change numbered up to it has committed
     (the number and its row commit together), so the replay reflects each of those changes
@@ -90,11 +111,25 @@ def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[st
     """
     session = CaptureSession.objects.get(pk=session_id)
     through = session.last_seq
-    missed = broadcast.replay(session, after_seq)
-    complete = len(missed) < broadcast.REPLAY_LIMIT
-    if not complete:
-        through = min(through, missed[-1]["seq"])
-    return missed, broadcast.current_state(session), through, complete
+    missed, more = _replay_page(session, after_seq)
+    if more is not None:
+        through = min(through, more)
+    return missed, broadcast.current_state(session), through, more is None
+
+
+def _replay_page(session: CaptureSession, after_seq: int) -> tuple[list[LiveUpdate], int | None]:
+    """``broadcast.replay_page``; for an ended session rendered once per page and kept, keyed by
+    everything that can still change what it shows (its last seq, its streams' names)."""
+    if not session.has_ended:
+        return broadcast.replay_page(session, after_seq)
+    streams = repr(list(session.streams.order_by("pk").values_list()))
+    names = hashlib.sha256(streams.encode()).hexdigest()[:16]
+    key = f"live-replay:{session.pk}:{session.last_seq}:{after_seq}:{names}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = broadcast.replay_page(session, after_seq)
+        cache.set(key, cached, ENDED_REPLAY_CACHE_SECONDS)
+    return cached
 
 
 class LiveSessionConsumer(AsyncWebsocketConsumer):
@@ -103,7 +138,18 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     viewer: access.Viewer | None = None
     joined: tuple[str, ...] = ()
     replayed_through = 0
+    layer_down = False
     watchdog: asyncio.Task | None = None
+    resumes: deque[float]
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if not self.layer_down:
+                raise
+            # Refused with 1013 already: this channel's receive loop failed on the same
+            # outage, which the log has said once (in ``connect``).
 
     async def connect(self) -> None:
         self.session_id = int(self.scope["url_route"]["kwargs"]["pk"])
@@ -113,10 +159,21 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         self.joined = (broadcast.group_name(self.session_id),)
         if getattr(user, "is_authenticated", False):
             self.joined += (broadcast.user_group_name(user.pk),)
+        self.resumes = deque()
         # Join before anything is read: a message published from now on reaches us, and a
         # revocation sent while we check is handled (checked again) once we are connected.
-        for group in self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            for group in self.joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:
+            # The channel layer (Redis) is out of reach: without it nothing live would come.
+            # Refuse as "try again later", not with a 500 and a traceback.
+            logger.warning("live socket refused: the channel layer is unreachable", exc_info=True)
+            self.joined = ()
+            self.layer_down = True
+            await self.accept()
+            await self.close(code=int(CloseCode.TRY_AGAIN_LATER))
+            raise StopConsumer from None
         result = await database_sync_to_async(access.live_viewer)(user, self.session_id, self.token)
         if isinstance(result, access.Refusal):
             await self.leave()
@@ -134,9 +191,12 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         await self.leave()
 
     async def leave(self) -> None:
-        for group in self.joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.joined = ()
+        joined, self.joined = self.joined, ()
+        for group in joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # Redis down: its membership expires on its own (group_expiry)
+                logger.warning("could not leave %s", group, exc_info=True)
 
     async def still_allowed(self) -> bool:
         """Ask access again (a link this socket watches through was revoked or expired);
@@ -192,9 +252,26 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self.send(text_data=broadcast.render_heartbeat(int(time.time() * 1000)))
         elif kind == "resume" and is_seq(message.get("last_seq")):
-            await self.resume(message["last_seq"])
+            if await self.resume_allowed():
+                await self.resume(message["last_seq"])
+            else:
+                await self.close(code=int(CloseCode.TRY_AGAIN_LATER))
         else:
             await self.close(code=int(CloseCode.BAD_MESSAGE))
+
+    async def resume_allowed(self) -> bool:
+        """Within this socket's and its share link's resume budgets (each resume is a
+        database read and a render: without a bound, a loop of 33-byte frames costs CPU)."""
+        now = time.monotonic()
+        while self.resumes and now - self.resumes[0] > RESUME_WINDOW_SECONDS:
+            self.resumes.popleft()
+        if len(self.resumes) >= RESUMES_PER_SOCKET:
+            return False
+        self.resumes.append(now)
+        if not self.token:
+            return True
+        name = f"live-resume:{self.token}"
+        return not await sync_to_async(throttle.use)(name, RESUMES_PER_LINK, RESUME_WINDOW_SECONDS)
 
     async def resume(self, after_seq: int) -> None:
         updates, state, through, complete = await database_sync_to_async(catch_up)(

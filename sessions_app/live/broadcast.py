@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Literal, TypedDict
 
 from asgiref.sync import async_to_sync
@@ -44,8 +45,15 @@ logger = logging.getLogger(__name__)
 LIVE_TEMPLATE = "sessions_app/live.html"
 ASK_TEMPLATE = "sessions_app/ask.html"
 BRIEF_TEMPLATE = "sessions_app/brief.html"
-REPLAY_LIMIT = 2000  # items per replay batch; a browser further behind reloads the page
+# Items per replay reply: a browser further behind gets a page, a "more" marker, and asks
+# again (static/copilot/live.js), so one 33-byte resume costs a bounded reply.
+REPLAY_PAGE = 300
 PUBLISH_TIMEOUT_SECONDS = 5.0
+# A failed channel-layer send (Redis restarting, a stale pooled connection) is tried again
+# after these pauses, all within PUBLISH_RETRY_SECONDS, so the relay's lane waits at most
+# that long for one update and the caller's ``.result(PUBLISH_TIMEOUT_SECONDS)`` still holds.
+PUBLISH_BACKOFF_SECONDS = (0.1, 0.3, 0.9, 2.0)
+PUBLISH_RETRY_SECONDS = 4.0
 # The status only moves forward, in this order (CaptureSession.TRANSITIONS): a banner of a
 # lower rank than the one shown is a late copy, which the browser does not swap in.
 STATUS_RANKS = {status: rank for rank, status in enumerate(CaptureSession.Status.values)}
@@ -172,9 +180,11 @@ def _insight_message(insight: Insight, session: CaptureSession) -> LiveUpdate:
     return {"type": "live.update", "seq": insight.seq, "html": "".join(fragments)}
 
 
-def _insight_replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]:
+def _insight_replay(
+    session: CaptureSession, after_seq: int, *, before: int | None = None
+) -> list[LiveUpdate]:
     """The insight groups a browser that reflects ``after_seq`` shows out of date, each
-    with the seq of its newest change."""
+    with the seq of its newest change (only those numbered below ``before``, if given)."""
     change = groups.since(session, after_seq)
     if not change.show and not change.gone:
         return []
@@ -184,9 +194,11 @@ def _insight_replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]
     updates: list[LiveUpdate] = []
     for group in change.show:
         seq = max((copy.seq for copy in group.copies if copy.seq > after_seq), default=newest)
+        if before is not None and seq >= before:
+            continue  # on a later page
         html = render_group(group, session=session, seq=seq)
         updates.append({"type": "live.update", "seq": seq, "html": html})
-    if change.gone:
+    if change.gone and (before is None or newest < before):
         html = "".join(render_gone(gone, seq=newest) for gone in change.gone)
         updates.append({"type": "live.update", "seq": newest, "html": html})
     return updates
@@ -207,8 +219,30 @@ def use_event_loop(loop: asyncio.AbstractEventLoop | None) -> None:
 
 async def _send(session_id: int, updates: list[LiveUpdate]) -> None:
     layer = get_channel_layer()
+    deadline = time.monotonic() + PUBLISH_RETRY_SECONDS
     for update in updates:
-        await layer.group_send(group_name(session_id), update)
+        await _send_one(layer, group_name(session_id), update, deadline)
+
+
+async def _send_one(layer: Any, group: str, update: Mapping[str, Any], deadline: float) -> None:
+    """``group_send``, tried again after a failure while the deadline allows. A copy sent
+    twice changes nothing on the page (its id and seq), so retrying is always safe."""
+    for attempt, pause in enumerate((*PUBLISH_BACKOFF_SECONDS, None)):
+        try:
+            await layer.group_send(group, dict(update))
+            return
+        except Exception:
+            left = deadline - time.monotonic()
+            if pause is None or left <= pause:
+                raise
+            logger.warning(
+                "publish to %s failed (attempt %d); retrying in %.1f s",
+                group,
+                attempt + 1,
+                pause,
+                exc_info=True,
+            )
+            await asyncio.sleep(pause)
 
 
 def _run(send: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
@@ -263,29 +297,53 @@ def close_user_sockets(user_id: int, *, code: int = 4401) -> None:
 
 
 def replay(session: CaptureSession, after_seq: int) -> list[LiveUpdate]:
-    """Everything that changed after ``after_seq``, in sequence order, rendered."""
+    """What changed after ``after_seq``, in sequence order, rendered (its first page)."""
+    return replay_page(session, after_seq)[0]
+
+
+def replay_page(
+    session: CaptureSession, after_seq: int, *, limit: int | None = None
+) -> tuple[list[LiveUpdate], int | None]:
+    """What changed after ``after_seq``, in sequence order, rendered: at most ``limit``
+    updates, and the seq they cover up to when more follow (None: nothing more).
+
+    A page ends just before the first seq left out, so every change up to that number is in
+    it; only what the page holds is rendered (the insight groups beyond it are not)."""
+    limit = REPLAY_PAGE if limit is None else limit
     items: list[Model] = []
     related = {TranscriptSegment: ("stream",), Alert: ("stream", "rule")}
     for model in (TranscriptSegment, Alert):  # insights: by group, below
         items.extend(
             model.objects.filter(session=session, seq__gt=after_seq)
             .select_related(*related[model])
-            .order_by("seq")[:REPLAY_LIMIT]
+            .order_by("seq")[: limit + 1]
         )
     items.extend(
         Question.objects.filter(session=session, seq__gt=after_seq)
         .select_related("asked_by")
-        .order_by("seq")[:REPLAY_LIMIT]
+        .order_by("seq")[: limit + 1]
     )
     # The brief's items, those it no longer holds too (their hidden copy removes them).
     items.extend(
-        BriefItem.objects.filter(session=session, seq__gt=after_seq).order_by("seq")[:REPLAY_LIMIT]
+        BriefItem.objects.filter(session=session, seq__gt=after_seq).order_by("seq")[: limit + 1]
     )
     items.sort(key=lambda item: item.seq)
-    updates = [message(item, session) for item in items[:REPLAY_LIMIT]]
-    updates += _insight_replay(session, after_seq)
+    # Items past the page need no rendering: the next page renders them.
+    cutoff = items[limit].seq if len(items) > limit else None
+    kept = [item for item in items if cutoff is None or item.seq < cutoff]
+    updates = [message(item, session) for item in kept]
+    updates += _insight_replay(session, after_seq, before=cutoff)
     updates.sort(key=lambda update: update["seq"])
-    return updates[:REPLAY_LIMIT]
+    if len(updates) <= limit and cutoff is None:
+        return updates, None
+    if len(updates) > limit:
+        first_left_out = updates[limit]["seq"]
+        cutoff = first_left_out if cutoff is None else min(cutoff, first_left_out)
+    page = [update for update in updates if update["seq"] < cutoff]
+    if not page:  # more than a page of updates share one seq: send them all, still bounded
+        page = [update for update in updates if update["seq"] == cutoff]
+        return page, cutoff
+    return page, cutoff - 1
 
 
 # --- what the socket adds around the items (consumers.py) ----------------------------------
@@ -320,7 +378,7 @@ def render_heartbeat(server_ms: int) -> str:
 
 def render_synced(through: int, *, complete: bool) -> str:
     """Sent after a replay: everything up to ``through`` is on the page now. When the replay
-    was cut at ``REPLAY_LIMIT`` (``complete`` False) the browser reloads the page instead."""
+    was one page of more (``complete`` False) the browser asks again from ``through``."""
     return render_to_string(f"{LIVE_TEMPLATE}#synced", {"through": through, "complete": complete})
 
 

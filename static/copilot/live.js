@@ -7,7 +7,9 @@
  *    (data-list, data-order), and an older copy of an item never replaces a newer one
  *    (data-seq): a message received twice, or late, changes nothing;
  *  - on every (re)connect it sends {"type": "resume", "last_seq": N}, N being the highest
- *    sequence number up to which the page is complete; the server replays what came after;
+ *    sequence number up to which the page is complete; the server replays what came after,
+ *    a page at a time (a marker with data-more: ask again from there); a gap in the numbers
+ *    that lasts GAP_MS (a push lost on the way) is asked for the same way, without a reload;
  *  - a ping every data-ping-seconds; no message for data-stale-seconds means a dead
  *    connection, which is replaced; the indicator says live / reconnecting / offline;
  *  - capture health: each stream's age since its last event, and a warning when a channel
@@ -312,6 +314,28 @@
     }
   }
 
+  // A number above `complete` arrived but one between did not: a push that was lost (a
+  // publish that failed on the server, a dropped message). Give it GAP_MS to arrive late,
+  // then ask for what is missing with a resume, without a reload.
+  var GAP_MS = 2000;
+  var gapTimer = null;
+
+  function watchGap() {
+    if (gapTimer || replaying || !Object.keys(received).length) return;
+    var waitingFor = complete;
+    gapTimer = setTimeout(function () {
+      gapTimer = null;
+      if (stopped || replaying || !socket || socket.readyState !== 1) return;
+      if (!Object.keys(received).length) return; // filled in meanwhile
+      if (complete !== waitingFor) {
+        watchGap(); // it moved: give the rest of the gap its own time
+        return;
+      }
+      replaying = true;
+      send({ type: "resume", last_seq: complete });
+    }, GAP_MS);
+  }
+
   // --- the connection ------------------------------------------------------------------
 
   var FINAL = { 4400: 1, 4401: 1, 4403: 1, 4404: 1, 4413: 1 }; // do not come back after these
@@ -440,11 +464,17 @@
       } else if (incoming.id === "live-heartbeat") {
         skewMs = num(incoming.dataset.serverMs, Date.now() + skewMs) - Date.now();
       } else if (incoming.id === "live-synced") {
-        replaying = false;
         if (incoming.dataset.reload) window.location.reload(); // too far behind to replay
         completeThrough(num(incoming.dataset.through, 0));
+        if (incoming.dataset.more) {
+          send({ type: "resume", last_seq: complete }); // one page of a long replay: the next
+        } else {
+          replaying = false;
+          watchGap();
+        }
       } else if (incoming.dataset.list) {
         noteSeq(num(incoming.dataset.seq, 0));
+        watchGap();
         if (!replaying) markHeard(incoming.dataset.stream);
         var known = document.getElementById(incoming.id);
         heardNew(incoming, known);

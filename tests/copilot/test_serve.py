@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,14 @@ import pytest
 import requests
 
 from sessions_app.models import RelayConnection
-from tests.conftest import Process, free_port, process_env, wait_for_port, wait_until
+from tests.conftest import (
+    Process,
+    free_port,
+    process_env,
+    start_server,
+    wait_for_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -87,3 +95,29 @@ def test_a_server_with_redis_refuses_a_taken_emulator_port_and_says_what_to_do(
         assert "set it to a free port for every process" in log
     finally:
         server.stop()
+
+
+def listen_backlog(port: int) -> int:
+    """The accept queue's size of the socket listening on ``port`` (``ss``'s Send-Q for a
+    listening socket)."""
+    lines = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(lines[2])
+
+
+def test_the_server_queues_a_burst_of_thousands_of_connects(
+    transactional_db: None, tmp_path: Path
+) -> None:
+    # Twisted's default backlog (50) refused new viewers at ~2,750 sockets on a busy session.
+    url, server = start_server(tmp_path)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        assert listen_backlog(port) >= min(4096, somaxconn())
+    finally:
+        server.stop()
+
+
+def somaxconn() -> int:
+    """The kernel's cap on any listen backlog."""
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())

@@ -7,25 +7,38 @@ the close codes and the fragments that arrive, and with ``receive_nothing`` what
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
+import subprocess
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.db import connections, transaction
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import reverse
 from django.utils import timezone
 
+from copilot import health
 from copilot.asgi import application
+from sessions_app import consumers
 from sessions_app.consumers import MAX_MESSAGE_BYTES
 from sessions_app.live import broadcast
-from sessions_app.models import SessionViewer, ShareLink
+from sessions_app.models import (
+    CaptureSession,
+    RTStream,
+    SessionViewer,
+    ShareLink,
+    TranscriptSegment,
+)
 from sessions_app.viewers import sharing
+from tests.conftest import free_port, wait_for_port, wait_until
 from tests.sessions_app.conftest import fire, note, say, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
@@ -445,3 +458,256 @@ class TestSigningOut:
         assert await anonymous_viewer.receive_nothing(timeout=0.1)
         await strangers_page.disconnect()
         await anonymous_viewer.disconnect()
+
+
+def many_lines(stream, count: int) -> int:
+    """``count`` final lines stored at once, numbered as the relay numbers them; returns the
+    session's last sequence number."""
+    session = stream.session
+    first = session.last_seq + 1
+    TranscriptSegment.objects.bulk_create(
+        TranscriptSegment(
+            session=session, stream=stream, seq=first + n, is_final=True,
+            start_ms=1000 * (n + 1), end_ms=1000 * (n + 1) + 900,
+            text=f"Line {n + 1}: the quarterly numbers, the hiring plan and the launch date",
+        )
+        for n in range(count)
+    )  # fmt: skip
+    CaptureSession.objects.filter(pk=session.pk).update(last_seq=first + count - 1)
+    return first + count - 1
+
+
+async def resume_reply(communicator: WebsocketCommunicator, last_seq: int) -> tuple[int, float]:
+    """Bytes of the whole reply to one resume, and the server CPU seconds it took (this
+    process: the consumer and its database thread)."""
+    cpu = time.process_time()
+    fragments = await resume(communicator, last_seq)
+    return sum(len(f.encode()) for f in fragments), time.process_time() - cpu
+
+
+class TestBoundedResume:
+    async def test_a_long_replay_comes_in_pages_that_together_hold_everything_once(
+        self, owner, meeting, mic, monkeypatch
+    ) -> None:
+        monkeypatch.setattr(broadcast, "REPLAY_PAGE", 5)
+        last = await sync_to_async(many_lines)(mic, 12)
+        alert = await sync_to_async(fire)(mic, "pricing", 4000)
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        seen: list[str] = []
+        after, pages = 0, 0
+        while True:
+            fragments = await resume(communicator, after)
+            pages += 1
+            ids = item_ids(fragments)
+            assert len(ids) <= 5
+            seen += ids
+            marker = fragments[-1]
+            after = int(re.search(r'data-through="(\d+)"', marker).group(1))
+            if 'data-more="true"' not in marker:
+                break
+        assert pages == 3
+        assert after == alert.seq == last + 1
+        assert len(seen) == len(set(seen)) == 13
+        assert f"alert-{alert.pk}" in seen
+
+    async def test_one_resume_from_zero_on_a_long_session_costs_a_bounded_reply(
+        self, owner, meeting, mic
+    ) -> None:
+        # The issue's case: 2,100 lines, one anonymous-sized resume from 0 (545 KB before).
+        await sync_to_async(many_lines)(mic, 2100)
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        size, cpu = await resume_reply(communicator, 0)
+        print(f"resume from 0 on 2,100 lines: {size} bytes, {cpu * 1000:.0f} ms CPU")
+        assert size < 150_000
+        await communicator.disconnect()
+
+    async def test_an_ended_sessions_replay_is_rendered_once_and_renames_still_show(
+        self, owner, meeting, mic, share_link, monkeypatch
+    ) -> None:
+        await sync_to_async(many_lines)(mic, 300)
+        await sync_to_async(CaptureSession.objects.filter(pk=meeting.pk).update)(
+            status=CaptureSession.Status.STOPPED
+        )
+        renders = []
+        real_replay = broadcast.replay_page
+        monkeypatch.setattr(
+            broadcast, "replay_page", lambda *a, **k: renders.append(1) or real_replay(*a, **k)
+        )
+        first = await opened(await socket(meeting.pk, share=share_link.token))
+        second = await opened(await socket(meeting.pk, share=share_link.token))
+        cpu = time.process_time()
+        before = await resume(first, 0)
+        rendered = time.process_time() - cpu
+        cpu = time.process_time()
+        assert await resume(second, 0) == before
+        kept = time.process_time() - cpu
+        print(f"ended session, 300 lines: {rendered * 1000:.0f} ms, then {kept * 1000:.0f} ms")
+        assert len(renders) == 1
+        await sync_to_async(RTStream.objects.filter(pk=mic.pk).update)(speaker_label="Priya")
+        renamed = await resume(second, 0)
+        assert len(renders) == 2
+        assert any('id="seg-' in fragment and "Priya" in fragment for fragment in renamed)
+        await first.disconnect()
+        await second.disconnect()
+
+    async def test_resumes_beyond_a_sockets_budget_close_it_with_try_again_later(
+        self, owner, meeting, monkeypatch
+    ) -> None:
+        monkeypatch.setattr(consumers, "RESUMES_PER_SOCKET", 3)
+        communicator = await opened(await socket(meeting.pk, user=owner))
+        for _ in range(3):
+            await resume(communicator, 0)
+        await communicator.send_json_to({"type": "resume", "last_seq": 0})
+        assert await closed_with(communicator) == 1013
+
+    async def test_resumes_beyond_a_share_links_budget_close_with_try_again_later(
+        self, meeting, share_link, monkeypatch
+    ) -> None:
+        monkeypatch.setattr(consumers, "RESUMES_PER_LINK", 4)
+        sockets = [await opened(await socket(meeting.pk, share=share_link.token)) for _ in "ab"]
+        for communicator in sockets:  # each well within its own budget
+            await resume(communicator, 0)
+            await resume(communicator, 0)
+        await sockets[0].send_json_to({"type": "resume", "last_seq": 0})
+        assert await closed_with(sockets[0]) == 1013
+        await sockets[1].disconnect()
+
+
+# --- Redis outages (the PostgreSQL + Redis pass) ---------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, on a free port, that it may stop and start again
+    (never the machine's shared one)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen | None = None
+        # Every write on disk at once: a restart keeps the groups, as a Redis with
+        # persistence does, so what a test sees is the retry and not a lost membership.
+        self.durable = ["--appendonly", "yes", "--appendfsync", "always"]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *self.durable, "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis(settings, tmp_path: Path):
+    """The channel layer on a private Redis (same options as the settings' own)."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = redis.url
+    settings.CHANNEL_LAYERS = layers
+    channel_layers.backends.clear()
+    yield redis
+    redis.stop()
+    channel_layers.backends.clear()
+
+
+@pytest.mark.services
+class TestRedisOutage:
+    async def test_a_handshake_while_redis_is_down_closes_with_try_again_later(
+        self, meeting, private_redis
+    ) -> None:
+        await sync_to_async(private_redis.stop)()
+        communicator = await socket(meeting.pk, share="a-link-token")
+        connected, _ = await communicator.connect(timeout=10)
+        assert connected  # accepted only to say why: a refused handshake would read as 403
+        assert await closed_with(communicator) == 1013
+        await communicator.wait(timeout=5)  # the consumer ended cleanly, without a traceback
+
+    def test_a_publish_that_fails_while_redis_restarts_is_retried_and_arrives(
+        self, meeting, mic, private_redis
+    ) -> None:
+        layer = channel_layers["default"]
+        group = broadcast.group_name(meeting.pk)
+        viewer = "live-test.viewer"  # a plain channel name: any event loop may receive on it
+        async_to_sync(layer.group_add)(group, viewer)
+        segment = say(mic, "Said while Redis was restarting", 1000, final=True)
+        private_redis.stop()
+        publishing = threading.Thread(
+            target=broadcast.publish, args=(meeting, [broadcast.message(segment, meeting)])
+        )
+        publishing.start()
+        time.sleep(0.3)  # the first attempt has failed by now
+        private_redis.start()
+        publishing.join(timeout=10)
+
+        async def next_message() -> dict:
+            return await asyncio.wait_for(layer.receive(viewer), timeout=5)
+
+        message = async_to_sync(next_message)()
+        assert message["seq"] == segment.seq
+        assert "Said while Redis was restarting" in message["html"]
+
+    async def test_the_health_check_answers_ok_at_once_while_this_processs_inbox_is_full(
+        self, private_redis
+    ) -> None:
+        # Thousands of viewers' fan-out fill the one inbox their process shares; the health
+        # check must not queue behind it (nor fail on ChannelFull).
+        layer = channel_layers["default"]
+        consumer = await layer.new_channel()
+        for n in range(layer.capacity):
+            await layer.send(consumer, {"type": "live.update", "seq": n, "html": "<li></li>"})
+        health.forget()
+        began = time.monotonic()
+        response = await AsyncClient().get("/healthz")
+        assert response.status_code == 200, response.json()
+        assert time.monotonic() - began < 1.0
+
+    async def test_the_health_check_answers_within_its_bound_when_the_pool_is_taken(
+        self, settings
+    ) -> None:
+        # Every pooled connection held (thousands of sockets reading): a probe says so in
+        # seconds, instead of waiting its turn in the pool for as long as a page would.
+        size = settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+        release = threading.Event()
+        gave_up: list[Exception] = []
+
+        def hold_a_connection() -> None:
+            try:
+                with connections["default"].cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                    release.wait(timeout=30)
+            except Exception as error:  # one more than the pool holds: it waited, gave up
+                gave_up.append(error)
+            finally:
+                connections["default"].close()
+
+        def pool_taken() -> bool:
+            stats = connections["default"].pool.get_stats()
+            return stats["pool_size"] == stats["pool_max"] and stats["pool_available"] == 0
+
+        holders = [threading.Thread(target=hold_a_connection) for _ in range(size)]
+        for holder in holders:
+            holder.start()
+        try:
+            await sync_to_async(wait_until, thread_sensitive=False)(pool_taken, 20, "a full pool")
+            health.forget()
+            began = time.monotonic()
+            response = await AsyncClient().get("/healthz")
+            took = time.monotonic() - began
+        finally:
+            release.set()
+            for holder in holders:
+                await sync_to_async(holder.join, thread_sensitive=False)(timeout=15)
+        assert took < health.CHECK_TIMEOUT + 1.5
+        assert response.status_code == 503
+        assert response.json()["checks"]["database"].startswith("error")
