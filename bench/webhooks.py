@@ -76,14 +76,14 @@ def django_setup(env: dict[str, str]) -> None:
 
 
 def make_sessions(count: int) -> list[tuple[str, str]]:
-    from sessions_app.models import CaptureSession, User
+    from sessions_app.models import CaptureSession, User, url_secret
 
     owner, _ = User.objects.get_or_create(username="bench")
     sessions = CaptureSession.objects.bulk_create(
         CaptureSession(owner=owner, title=f"Bench {n}", videodb_id=f"cap-bench-{n}")
         for n in range(count)
     )
-    return [(s.videodb_id, s.webhook_secret) for s in sessions]
+    return [(s.videodb_id, url_secret(s.webhook_secret, "lifecycle")) for s in sessions]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -220,10 +220,21 @@ def get_capture_session(session_id: str) -> RemoteSession:
     return _session_from(raw, session_id)
 
 
-def generate_client_token(expires_in: int | None = None) -> str:
+def generate_client_token(expires_in: int | None = None, *, end_user_id: str = "") -> str:
+    """A client token for the desktop client. With ``end_user_id`` (the one the capture
+    session was created for) the token reaches only that end user's sessions: the SDK's
+    ``generate_client_token`` sends ``expires_in`` alone, so this is the same request, through
+    the SDK's connection, with the end user named as ``create_capture_session`` names it."""
     ttl = expires_in or settings.VIDEODB_CLIENT_TOKEN_TTL
     with _Call("mint a client token"):
-        token = _connect().generate_client_token(expires_in=ttl)
+        if end_user_id:
+            raw = _connect().post(
+                path="capture/session/token",
+                data={"expires_in": ttl, "end_user_id": end_user_id},
+            )
+            token = raw.get("token") if isinstance(raw, dict) else None
+        else:
+            token = _connect().generate_client_token(expires_in=ttl)
     if not token:
         raise RetryableGatewayError("VideoDB answered the token request without a token")
     return token
@@ -320,14 +331,14 @@ def create_alert(
     return str(alert_id)
 
 
-def stop_capture_session(session_id: str) -> None:
+def stop_capture_session(session_id: str, *, end_user_id: str = "") -> None:
     """Stop a capture from the backend (an operator's action).
 
     VideoDB lets only the desktop client stop a capture, so the backend mints a one-minute
     client token and makes the client's call with it; the API key itself is never used on
     the client path.
     """
-    token = generate_client_token(60)
+    token = generate_client_token(60, end_user_id=end_user_id)
     with _Call("stop the capture session"):
         client = videodb.connect(session_token=token, base_url=settings.VIDEODB_BASE_URL)
         client.post(path=f"capture/session/{session_id}/stop", data={})

@@ -173,7 +173,8 @@ def session_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     session = access.viewable_session(request, pk)
     if fmt not in exports.FORMATS:
         raise Http404("No such export format.")
-    out = exports.render(record.load(session), fmt)
+    is_owner = request.user.is_authenticated and session.owner_id == request.user.pk
+    out = exports.render(record.load(session), fmt, for_owner=is_owner)
     response = HttpResponse(out.content, content_type=out.content_type)
     response["Content-Disposition"] = content_disposition_header(True, out.filename)
     return response

@@ -11,6 +11,9 @@ Nothing here imports a service, the gateway or a view: models sit at the bottom.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import datetime
@@ -21,9 +24,29 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+# A session's webhook secret is a root that never leaves Copilot: each URL VideoDB is given
+# carries a secret derived from it for that one URL (the lifecycle webhook, one alert
+# callback per stream), so a leaked URL unlocks nothing else. Roots made before this carry
+# no prefix; their sessions registered the root itself with VideoDB, which keeps working.
+URL_SECRET_ROOT_PREFIX = "v2."  # noqa: S105 - a format marker, not a secret
+
 
 def new_webhook_secret() -> str:
-    return secrets.token_urlsafe(32)
+    return URL_SECRET_ROOT_PREFIX + secrets.token_urlsafe(32)
+
+
+def url_secret(root: str, purpose: str) -> str:
+    """The secret the URL for ``purpose`` carries ("lifecycle", "alert:<rtstream id>")."""
+    digest = hmac.new(root.encode(), purpose.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def url_secret_ok(root: str, purpose: str, given: str) -> bool:
+    """Whether ``given`` opens the URL for ``purpose``. Constant time in what is compared."""
+    if hmac.compare_digest(url_secret(root, purpose).encode(), given.encode()):
+        return True
+    legacy = not root.startswith(URL_SECRET_ROOT_PREFIX)
+    return legacy and hmac.compare_digest(root.encode(), given.encode())
 
 
 def readable_label(label: str) -> str:
@@ -456,9 +479,22 @@ class AlertRule(models.Model):
         return self.target in {self.Target.VISUAL, self.Target.BOTH}
 
 
+class ConfirmedAlerts(models.Manager["Alert"]):
+    """The alerts Copilot shows as fact. Being the default manager, it is also what
+    ``session.alerts`` and ``stream.alerts`` read, so no page, export, search or brief can
+    show an alert that only an (unverifiable) callback reported."""
+
+    def get_queryset(self) -> models.QuerySet[Alert]:
+        return super().get_queryset().filter(confirmed=True)
+
+
 class Alert(SessionEvent):
     """An alert that fired. It may arrive twice (callback and WebSocket): (stream, label,
-    start_ms) is its identity, so the second arrival stores nothing."""
+    start_ms) is its identity, so the second arrival stores nothing.
+
+    Anyone holding a callback URL can post to it, so an alert that only a callback reported
+    is kept unconfirmed (``confirmed=False``, hidden) until the socket brings the same alert
+    or VideoDB's own records show it (``live.ingest``)."""
 
     rule = models.ForeignKey(
         AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
@@ -467,6 +503,13 @@ class Alert(SessionEvent):
     triggered = models.BooleanField(default=True)
     confidence = models.FloatField(null=True, blank=True)
     text = models.TextField(blank=True, help_text="VideoDB's explanation, when it sends one.")
+    confirmed = models.BooleanField(
+        default=True,
+        help_text="Reported by the socket or seen in VideoDB's records, not only by a callback.",
+    )
+
+    objects = ConfirmedAlerts()
+    all_objects: models.Manager[Alert] = models.Manager()
 
     class Meta(SessionEvent.Meta):
         default_related_name = "alerts"

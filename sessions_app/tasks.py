@@ -20,7 +20,8 @@ from django.utils.dateparse import parse_datetime
 from sessions_app.capture import lifecycle
 from sessions_app.gateway import GatewayError, PermanentGatewayError, RetryableGatewayError
 from sessions_app.intelligence import brief, schedule
-from sessions_app.models import CaptureSession, WebhookDelivery
+from sessions_app.live import broadcast, ingest
+from sessions_app.models import Alert, CaptureSession, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,32 @@ def process_delivery(delivery_id: int) -> str:
         return "skipped"
     _follow_up(result)
     return result.status
+
+
+# When to ask VideoDB again whether it shows a held alert: about four minutes in all, past
+# the longest index window, whatever TASK_RETRY_BASE_SECONDS says.
+CONFIRM_ALERT_DELAYS = (1, 2, 4, 8, 15, 30, 60, 60, 60)
+
+
+@shared_task(bind=True, name="sessions.confirm_alert", **VIDEODB_POLICY)
+def confirm_alert(self: Task, alert_id: int) -> str:
+    """Show an alert only a callback reported once VideoDB's records bear it out; asked
+    again while they do not (yet), then left unconfirmed and unseen."""
+    try:
+        update = ingest.confirm_from_videodb(alert_id)
+    except ingest.NotConfirmedYet as exc:
+        tries = self.request.retries
+        if tries >= len(CONFIRM_ALERT_DELAYS):
+            logger.info("alert %s stays unconfirmed: %s", alert_id, exc)
+            return "unconfirmed"
+        raise self.retry(
+            exc=exc, countdown=CONFIRM_ALERT_DELAYS[tries], max_retries=len(CONFIRM_ALERT_DELAYS)
+        ) from exc
+    if update is None:
+        return "skipped"
+    alert = Alert.objects.select_related("session").get(pk=alert_id)
+    broadcast.publish(alert.session, [update])
+    return "confirmed"
 
 
 def _ai_retrying(task: Task, exc: GatewayError, session_id: int) -> None:

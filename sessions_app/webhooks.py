@@ -8,7 +8,6 @@ behind but a counter.
 
 from __future__ import annotations
 
-import hmac
 from functools import partial
 
 from django.conf import settings
@@ -18,7 +17,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from sessions_app import tasks
 from sessions_app.capture import deliveries
-from sessions_app.live import broadcast, events, ingest
+from sessions_app.live import events, ingest
+from sessions_app.models import url_secret_ok
 
 
 def _enqueue(delivery_id: int) -> None:
@@ -53,10 +53,6 @@ def _guard(request: HttpRequest) -> tuple[bytes | None, JsonResponse | None]:
     return body, None
 
 
-def _secret_matches(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.encode())
-
-
 @csrf_exempt
 def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
     body, refusal = _guard(request)
@@ -70,7 +66,7 @@ def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
 
     # One query answers both "which session, with which secret?" and "seen before?".
     claim = deliveries.find_claim(envelope)
-    if claim is None or not _secret_matches(claim.webhook_secret, secret):
+    if claim is None or not url_secret_ok(claim.webhook_secret, "lifecycle", secret):
         deliveries.count_rejection("unknown_session_or_secret")
         return _error(404, "no such webhook")
     if claim.seen:
@@ -106,13 +102,19 @@ def alert_callback(request: HttpRequest, secret: str, rtstream_id: str) -> JsonR
         deliveries.count_rejection("malformed")
         return _error(400, f"not a VideoDB alert callback: {exc}")
     stream = ingest.find_stream(rtstream_id)
-    if stream is None or not _secret_matches(stream.session.webhook_secret, secret):
+    purpose = f"alert:{rtstream_id}"
+    if stream is None or not url_secret_ok(stream.session.webhook_secret, purpose, secret):
         deliveries.count_rejection("unknown_session_or_secret")
         return _error(404, "no such webhook")
-    update = ingest.store(stream, event)
-    if update is None:  # stored before, by an earlier callback or by the relay
-        return JsonResponse({"status": "duplicate"})
-    # Whichever path stores an alert first shows it: here the callback beat the socket,
-    # whose copy the relay will find stored and not push again.
-    broadcast.publish(stream.session, [update])
-    return JsonResponse({"status": "stored"})
+    # Anyone holding this URL can post here, so the alert is kept unconfirmed and shown only
+    # once the socket brings the same alert or VideoDB's records show it (the task).
+    with transaction.atomic():
+        held = ingest.hold_alert(stream, event)
+        if held is None:  # stored before, by an earlier callback or by the relay
+            return JsonResponse({"status": "duplicate"})
+        transaction.on_commit(partial(_confirm_alert, held.pk), robust=True)
+    return JsonResponse({"status": "unconfirmed"})
+
+
+def _confirm_alert(alert_id: int) -> None:
+    tasks.confirm_alert.delay(alert_id)

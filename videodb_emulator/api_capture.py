@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import CORE, PRINCIPAL, api
+from .auth import CORE, PRINCIPAL, api, check_reach, client_of, for_caller
 from .core import Emulator
 from .errors import ApiError, bad_request, ok
 from .hub import owner_of
@@ -95,7 +95,9 @@ async def get_session(request: web.Request) -> web.Response:
 @api(client_ok=True)
 async def client_get_session(request: web.Request) -> web.Response:
     core = core_of(request)
-    return ok(core.session_dict(core.session(request.match_info["sid"])))
+    session = core.session(request.match_info["sid"])
+    check_reach(request, session)
+    return ok(for_caller(request, core.session_dict(session)))
 
 
 @routes.add("POST", "capture/session/token")
@@ -105,12 +107,23 @@ async def create_token(request: web.Request) -> web.Response:
     expires_in = opt_number(body, "expires_in", minimum=1, integer=True) or 86400
     if expires_in > MAX_TOKEN_TTL:
         raise bad_request(f"'expires_in' must be <= {MAX_TOKEN_TTL}")
+    # The SDK's generate_client_token sends only expires_in; an integrator that names the
+    # end user (as create_capture_session does) gets a token that reaches only that user's
+    # sessions. Without one the token is not narrowed (see README, "Client tokens").
+    end_user_id = opt_str(body, "end_user_id")
     token = "ct-" + secrets.token_urlsafe(24)
     expires_at = time.time() + expires_in
     core = core_of(request)
     core.store.purge_expired(time.time())
-    core.store.client_tokens[token] = ClientToken(token, expires_at)
-    return ok({"token": token, "expires_in": int(expires_in), "expires_at": int(expires_at)})
+    core.store.client_tokens[token] = ClientToken(token, expires_at, end_user_id)
+    answer: dict[str, Any] = {
+        "token": token,
+        "expires_in": int(expires_in),
+        "expires_at": int(expires_at),
+    }
+    if end_user_id is not None:
+        answer["end_user_id"] = end_user_id
+    return ok(answer)
 
 
 def _channels(body: dict[str, Any]) -> list[DesktopChannel]:
@@ -152,11 +165,18 @@ async def client_start(request: web.Request) -> web.Response:
     channels = _channels(body)
     core = core_of(request)
     session = core.session(session_id)
+    check_reach(request, session)
+    callback_url = _url(body, "callback_url")
+    replaces = bool(callback_url and session.callback_url and callback_url != session.callback_url)
+    if replaces and client_of(request) is not None:
+        # The callback URL the API key set is the integrator's; a desktop client may not
+        # send its webhooks elsewhere.
+        raise ApiError(403, "a client token may not replace the session's callback_url")
     core.client_start(
         session,
         channels,
         ws_connection_id=opt_str(body, "ws_connection_id"),
-        callback_url=_url(body, "callback_url"),
+        callback_url=callback_url,
         primary_video_channel_id=opt_str(body, "primary_video_channel_id"),
     )
     return ok({"session_id": session.id, "status": session.status})
@@ -168,6 +188,7 @@ async def client_stop(request: web.Request) -> web.Response:
     await json_body(request)
     core = core_of(request)
     session = core.session(request.match_info["sid"])
+    check_reach(request, session)
     core.stop_session(session)
     return ok({"session_id": session.id, "status": session.status})
 

@@ -11,15 +11,18 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from .errors import ApiError
+from .state import ClientToken
 
 if TYPE_CHECKING:
     from .core import Emulator
+    from .state import CaptureSession
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_KEY = "api_key"
 CLIENT_TOKEN = "client_token"  # noqa: S105 - a principal name, not a secret
 PRINCIPAL = web.RequestKey("principal", str)
+CLIENT = web.RequestKey("client_token", object)  # the ClientToken, for client-token calls
 CORE = web.AppKey("emulator_core", object)
 
 
@@ -27,17 +30,46 @@ def is_api_key(core: Emulator, token: str) -> bool:
     return any(hmac.compare_digest(token, key) for key in core.config.api_keys)
 
 
-def resolve_principal(core: Emulator, token: str | None) -> str:
+def resolve_client(core: Emulator, token: str | None) -> ClientToken | None:
+    """The client token making the call; None for the API key. Raises 401 for anything else."""
     if not token:
         raise ApiError(401, "missing x-access-token header (API key or client token)")
     if is_api_key(core, token):
-        return API_KEY
+        return None
     client = core.store.client_tokens.get(token)
     if client is None:
         raise ApiError(401, "invalid API key or token")
     if client.expires_at < time.time():
         raise ApiError(401, "client token has expired")
-    return CLIENT_TOKEN
+    return client
+
+
+def resolve_principal(core: Emulator, token: str | None) -> str:
+    return API_KEY if resolve_client(core, token) is None else CLIENT_TOKEN
+
+
+def client_of(request: web.Request) -> ClientToken | None:
+    client = request.get(CLIENT)
+    return client if isinstance(client, ClientToken) else None
+
+
+def check_reach(request: web.Request, session: CaptureSession) -> None:
+    """A client token minted for an end user acts only on that end user's sessions. Any
+    other session answers as if it did not exist (404), so a token learns nothing about
+    sessions it cannot touch."""
+    client = client_of(request)
+    if client is None or client.end_user_id is None:
+        return
+    if not hmac.compare_digest(client.end_user_id, session.end_user_id or ""):
+        raise ApiError(404, f"capture session '{session.id}' not found")
+
+
+def for_caller(request: web.Request, session: dict[str, object]) -> dict[str, object]:
+    """A session as the caller may see it: a client token never gets ``callback_url``,
+    whose URL is the integrator's webhook and may carry its secret."""
+    if client_of(request) is None:
+        return session
+    return {k: v for k, v in session.items() if k != "callback_url"}
 
 
 def api(*, client_ok: bool = False) -> Callable[[Handler], Handler]:
@@ -51,7 +83,8 @@ def api(*, client_ok: bool = False) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
             core: Emulator = request.app[CORE]  # type: ignore[assignment]
-            principal = resolve_principal(core, request.headers.get("x-access-token"))
+            client = resolve_client(core, request.headers.get("x-access-token"))
+            principal = API_KEY if client is None else CLIENT_TOKEN
             if principal == CLIENT_TOKEN and not client_ok:
                 raise ApiError(
                     403,
@@ -59,6 +92,8 @@ def api(*, client_ok: bool = False) -> Callable[[Handler], Handler]:
                     "the WebSocket; use the API key for this call",
                 )
             request[PRINCIPAL] = principal
+            if client is not None:
+                request[CLIENT] = client
             return await handler(request)
 
         return wrapper

@@ -241,6 +241,9 @@ class RTEvent:
 class ClientToken:
     token: str
     expires_at: float
+    # The end user it was minted for; it reaches only that end user's capture sessions.
+    # None: minted without one (the SDK's own call sends none), so it is not narrowed.
+    end_user_id: str | None = None
 
 
 @dataclass

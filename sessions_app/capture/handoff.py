@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from sessions_app import gateway
-from sessions_app.models import AlertRule, CaptureSession, User
+from sessions_app.models import AlertRule, CaptureSession, User, url_secret
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,14 @@ class ClientToken:
 
 
 def webhook_url(session: CaptureSession) -> str:
-    path = reverse("videodb-webhook", kwargs={"secret": session.webhook_secret})
+    secret = url_secret(session.webhook_secret, "lifecycle")
+    path = reverse("videodb-webhook", kwargs={"secret": secret})
     return f"{settings.PUBLIC_BASE_URL}{path}"
+
+
+def end_user_of(session: CaptureSession) -> str:
+    """The VideoDB end user a session belongs to: one per Copilot user, never shared."""
+    return session.end_user_id or f"copilot-user-{session.owner_id}"
 
 
 def create_session(
@@ -65,9 +71,10 @@ def create_session(
 
 
 def mint_client_token(session: CaptureSession) -> ClientToken:
-    """A fresh short-lived token for the desktop client: it can stream, never administer."""
+    """A fresh short-lived token for the desktop client: it can stream, never administer,
+    and reaches only the sessions of this session's end user (one per Copilot user)."""
     ttl = settings.VIDEODB_CLIENT_TOKEN_TTL
-    token = gateway.generate_client_token(ttl)
+    token = gateway.generate_client_token(ttl, end_user_id=end_user_of(session))
     return ClientToken(
         capture_session_id=session.videodb_id or "",
         token=token,

@@ -36,6 +36,7 @@ from sessions_app.models import (
     RTStream,
     StreamOperation,
     WebhookDelivery,
+    url_secret,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def current_ws_connection_id(session_id: int) -> str | None:
 def alert_callback_url(session: CaptureSession, rtstream_id: str) -> str:
     path = reverse(
         "videodb-alert-callback",
-        kwargs={"secret": session.webhook_secret, "rtstream_id": rtstream_id},
+        kwargs={
+            "secret": url_secret(session.webhook_secret, f"alert:{rtstream_id}"),
+            "rtstream_id": rtstream_id,
+        },
     )
     return f"{settings.PUBLIC_BASE_URL}{path}"
 
@@ -470,7 +474,7 @@ def stop_capture(session: CaptureSession) -> bool:
     later through the usual webhooks (and the reconciler, if those are lost)."""
     if not session.videodb_id or session.has_ended:
         return False
-    gateway.stop_capture_session(session.videodb_id)
+    gateway.stop_capture_session(session.videodb_id, end_user_id=session.end_user_id)
     return True
 
 

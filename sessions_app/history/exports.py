@@ -73,13 +73,22 @@ FORMATS: dict[str, ExportFormat] = {
 }
 
 
-def render(record: SessionRecord, fmt: str, *, now: datetime | None = None) -> Export:
+def render(
+    record: SessionRecord, fmt: str, *, now: datetime | None = None, for_owner: bool = True
+) -> Export:
     """``record`` as a file in format ``fmt`` (a key of ``FORMATS``; KeyError otherwise).
 
     ``now`` is the export time written into the JSON (the current time by default).
+    ``for_owner``: False for anyone viewing through a share link, whose export carries no
+    VideoDB id (``cap-…``, ``rts-…``, the exported video's): they need none, and an id is
+    the handle every call against VideoDB starts from.
     """
     spec = FORMATS[fmt]
-    content = _RENDERERS[fmt](record, now or timezone.now())
+    exported_at = now or timezone.now()
+    if fmt == "json":
+        content = _json(record, exported_at, videodb_ids=for_owner)
+    else:
+        content = _RENDERERS[fmt](record, exported_at)
     return Export(
         content=content, content_type=spec.content_type, filename=filename(record, spec.extension)
     )
@@ -362,9 +371,22 @@ def _brief_json(record: SessionRecord) -> dict[str, list[dict[str, Any]]]:
     return brief
 
 
-def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
+def as_json(
+    record: SessionRecord, exported_at: datetime, *, videodb_ids: bool = True
+) -> dict[str, Any]:
     """The JSON export as a Python value (schema in docs/exports.md). Secrets, share
-    tokens and the owner are deliberately absent."""
+    tokens and the owner are deliberately absent; with ``videodb_ids=False`` (a share
+    viewer's export) so are VideoDB's ids."""
+    value = _as_json(record, exported_at)
+    if not videodb_ids:
+        value["session"].pop("videodb_id")
+        value["session"].pop("exported_video_id")
+        for stream in value["streams"]:
+            stream.pop("videodb_id")
+    return value
+
+
+def _as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
     session = record.session
     return {
         "schema": SCHEMA,
@@ -415,8 +437,9 @@ def as_json(record: SessionRecord, exported_at: datetime) -> dict[str, Any]:
     }
 
 
-def _json(record: SessionRecord, exported_at: datetime) -> str:
-    return json.dumps(as_json(record, exported_at), ensure_ascii=False, indent=2) + "\n"
+def _json(record: SessionRecord, exported_at: datetime, *, videodb_ids: bool = True) -> str:
+    value = as_json(record, exported_at, videodb_ids=videodb_ids)
+    return json.dumps(value, ensure_ascii=False, indent=2) + "\n"
 
 
 _RENDERERS: dict[str, Callable[[SessionRecord, datetime], str]] = {

@@ -167,7 +167,7 @@ def is_searchable(item: Moment | BriefItem) -> bool:
     if isinstance(item, TranscriptSegment):
         return item.is_final and bool(item.text.strip())
     if isinstance(item, Alert):
-        return item.triggered
+        return item.triggered and item.confirmed  # a callback-only alert is not shown yet
     if isinstance(item, BriefItem):
         return item.kind in _SEARCHABLE_BRIEF_KINDS and item.is_current and bool(item.text.strip())
     return bool(item.text.strip())

@@ -4,7 +4,9 @@ Every path that brings an event in (the relay's socket, its backfill, alert call
 stores it with ``store``, so idempotency is written once: the unique constraints in
 models.py turn a repeat into "nothing new", and only a real change takes a sequence number
 (which a reconnecting browser uses to ask for what it missed) and a live update. A new final
-line also asks whether the live brief is due (``intelligence.schedule``).
+line also asks whether the live brief is due (``intelligence.schedule``). An alert callback
+is the one exception: anyone holding its URL could post it, so ``hold_alert`` keeps it
+unconfirmed and unseen until the socket's copy or VideoDB's records confirm it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from sessions_app import gateway
 from sessions_app.intelligence import schedule
-from sessions_app.live import broadcast
+from sessions_app.live import broadcast, events
 from sessions_app.live.events import AlertInput, Event, InsightInput, TranscriptInput
-from sessions_app.models import Alert, CaptureSession, Insight, RTStream, TranscriptSegment
+from sessions_app.models import (
+    Alert,
+    CaptureSession,
+    Insight,
+    RTStream,
+    StreamOperation,
+    TranscriptSegment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +81,19 @@ def next_seq(session_id: int) -> int:
 
 
 def _record_alert(stream: RTStream, event: AlertInput) -> Alert | None:
-    """Store an alert once, whether it came by callback, by socket, or both. Returns it if
-    new, None if either path stored it before."""
-    if Alert.objects.filter(stream=stream, label=event.label, start_ms=event.start_ms).exists():
-        return None
+    """Store an alert the socket reported, once. Returns it if this shows it for the first
+    time: new, or held unconfirmed since a callback reported it. None if it was shown."""
+    held = Alert.all_objects.filter(stream=stream, label=event.label, start_ms=event.start_ms)
+    if (alert := held.first()) is not None:
+        return _confirm(alert)
+    return _create_alert(stream, event, confirmed=True)
+
+
+def _create_alert(stream: RTStream, event: AlertInput, *, confirmed: bool) -> Alert | None:
     rule = stream.session.alert_rules.filter(label=event.label).first()
     try:
         with transaction.atomic():
-            alert = Alert.objects.create(
+            return Alert.all_objects.create(
                 session_id=stream.session_id,
                 stream=stream,
                 rule=rule,
@@ -88,11 +103,90 @@ def _record_alert(stream: RTStream, event: AlertInput) -> Alert | None:
                 text=event.text,
                 start_ms=event.start_ms,
                 end_ms=max(event.end_ms, event.start_ms),
-                seq=next_seq(stream.session_id),
+                confirmed=confirmed,
+                # An unconfirmed alert takes its number when it is confirmed: a browser
+                # must never see a number it cannot be sent.
+                seq=next_seq(stream.session_id) if confirmed else 0,
             )
     except IntegrityError:  # the other path stored it between our look and our write
         return None
-    return alert
+
+
+def _confirm(alert: Alert) -> Alert | None:
+    """Show a held alert: mark it confirmed with a new sequence number. None if it already
+    was (by the other path, or a moment ago)."""
+    with transaction.atomic():
+        locked = Alert.all_objects.select_for_update().filter(pk=alert.pk, confirmed=False)
+        row = locked.first()
+        if row is None:
+            return None
+        row.confirmed = True
+        row.seq = next_seq(row.session_id)
+        row.save(update_fields=["confirmed", "seq"])
+    return row
+
+
+# --- alerts that only a callback reported ----------------------------------------------------
+
+
+def hold_alert(stream: RTStream, event: AlertInput) -> Alert | None:
+    """Keep an alert that an alert callback reported, unconfirmed and not shown: anyone who
+    holds the callback's URL could have sent it. Returns it if newly held, None if it was
+    stored before (shown, or already held)."""
+    held = Alert.all_objects.filter(stream=stream, label=event.label, start_ms=event.start_ms)
+    if held.exists():
+        return None
+    return _create_alert(stream, event, confirmed=False)
+
+
+# Index records are whole seconds or scenes long; an alert's moment lies within one, give or
+# take this much.
+CONFIRM_SLACK_MS = 1000
+
+
+class NotConfirmedYet(Exception):
+    """VideoDB's records do not (yet) show a held alert."""
+
+
+def confirm_from_videodb(alert_id: int) -> broadcast.LiveUpdate | None:
+    """Confirm a held alert against VideoDB's own record: the index our alert for that label
+    watches on that stream has a record at the alert's moment (an alert is raised on an
+    index record, which VideoDB writes when the index's window closes, so a moment after
+    the callback). Returns the live update when this confirmed it; None if it is gone or
+    was confirmed already. Raises ``NotConfirmedYet`` while VideoDB does not show it; the
+    task asks again a few times over minutes, then leaves it unconfirmed and unseen."""
+    alert = Alert.all_objects.select_related("stream__session").filter(pk=alert_id).first()
+    if alert is None or alert.confirmed or alert.stream is None:
+        return None
+    if not _videodb_shows(alert):
+        raise NotConfirmedYet(f"VideoDB shows no {alert.label!r} record at {alert.start_ms}")
+    confirmed = _confirm(alert)
+    if confirmed is None:
+        return None
+    confirmed.stream = alert.stream
+    return broadcast.message(confirmed, alert.stream.session)
+
+
+def _videodb_shows(alert: Alert) -> bool:
+    watched = (
+        StreamOperation.objects.filter(
+            stream=alert.stream, kind=StreamOperation.Kind.ALERT, alert_rule__label=alert.label
+        )
+        .exclude(index_id="")
+        .values_list("index_id", flat=True)
+    )
+    for index_id in set(watched):
+        for raw in gateway.index_records(alert.stream.videodb_id, index_id):
+            try:
+                record = events.index_record(raw, "audio", index_id)
+            except events.EventError:
+                continue
+            if (
+                record.start_ms <= alert.end_ms + CONFIRM_SLACK_MS
+                and record.end_ms >= alert.start_ms - CONFIRM_SLACK_MS
+            ):
+                return True
+    return False
 
 
 def _touch_stream(stream: RTStream, event_end_ms: int) -> None:

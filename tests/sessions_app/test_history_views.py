@@ -93,6 +93,29 @@ def test_those_allowed_see_the_history_search_and_every_export(who, past_meeting
     assert fragment.content.decode().lstrip().startswith('<div id="search-results"')
 
 
+@pytest.mark.parametrize("who", ["viewer", "shared_user"])
+def test_a_share_viewers_exports_carry_no_videodb_ids(who, past_meeting, mic, screen, request):
+    CaptureSession.objects.filter(pk=past_meeting.pk).update(exported_video_id="m-recording")
+    client = request.getfixturevalue(f"{who}_client")
+    ids = [past_meeting.videodb_id, mic.videodb_id, screen.videodb_id, "m-recording"]
+    assert all(ids)
+    for fmt in FORMATS:
+        body = client.get(reverse("session-export", args=[past_meeting.pk, fmt])).text
+        assert SECRET_LINE in body
+        assert not [i for i in ids if i in body], fmt
+    exported = json.loads(
+        client.get(reverse("session-export", args=[past_meeting.pk, "json"])).text
+    )
+    assert "videodb_id" not in exported["session"]
+    assert all("videodb_id" not in stream for stream in exported["streams"])
+
+
+def test_the_owners_json_export_keeps_videodb_ids(past_meeting, mic, owner_client):
+    body = owner_client.get(reverse("session-export", args=[past_meeting.pk, "json"])).json()
+    assert body["session"]["videodb_id"] == past_meeting.videodb_id
+    assert mic.videodb_id in [stream["videodb_id"] for stream in body["streams"]]
+
+
 def test_a_stranger_gets_404_and_finds_nothing(past_meeting, stranger_client):
     for name, url in urls_for(past_meeting).items():
         response = stranger_client.get(url)

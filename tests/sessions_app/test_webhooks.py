@@ -12,7 +12,14 @@ from django.urls import reverse
 from sessions_app.capture import handoff, lifecycle
 from sessions_app.live import ingest
 from sessions_app.live.events import AlertInput
-from sessions_app.models import Alert, CaptureSession, WebhookDelivery, WebhookRejection
+from sessions_app.models import (
+    Alert,
+    CaptureSession,
+    SearchEntry,
+    WebhookDelivery,
+    WebhookRejection,
+    url_secret,
+)
 from tests.conftest import TINY_MEETING
 from tests.sessions_app.watching import GroupWatch
 
@@ -40,7 +47,8 @@ def envelope(session: CaptureSession, event: str = "capture_session.active", **e
 
 
 def post(client: Client, session: CaptureSession, body, *, secret: str | None = None):
-    url = reverse("videodb-webhook", kwargs={"secret": secret or session.webhook_secret})
+    secret = secret or url_secret(session.webhook_secret, "lifecycle")
+    url = reverse("videodb-webhook", kwargs={"secret": secret})
     data = body if isinstance(body, bytes | str) else json.dumps(body)
     return client.post(url, data=data, content_type="application/json")
 
@@ -107,6 +115,11 @@ class TestRefusing:
         assert WebhookDelivery.objects.count() == 0
         assert rejections() == 1
 
+    def test_the_root_secret_itself_does_not_open_the_webhook(self, vdb, meeting) -> None:
+        response = post(vdb, meeting, envelope(meeting), secret=meeting.webhook_secret)
+        assert response.status_code == 404
+        assert WebhookDelivery.objects.count() == 0
+
     def test_another_sessions_id_under_this_secret_is_a_404(
         self, vdb, meeting, make_session, owner
     ) -> None:
@@ -152,7 +165,9 @@ class TestRefusing:
 
     @pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
     def test_only_post_is_accepted(self, vdb, meeting, method: str) -> None:
-        url = reverse("videodb-webhook", kwargs={"secret": meeting.webhook_secret})
+        url = reverse(
+            "videodb-webhook", kwargs={"secret": url_secret(meeting.webhook_secret, "lifecycle")}
+        )
         response = getattr(vdb, method)(url)
         assert response.status_code == 405
         assert response["Allow"] == "POST"
@@ -207,50 +222,84 @@ class TestAlertCallbacks:
         url = reverse(
             "videodb-alert-callback",
             kwargs={
-                "secret": secret or stream.session.webhook_secret,
+                "secret": secret
+                or url_secret(stream.session.webhook_secret, f"alert:{stream.videodb_id}"),
                 "rtstream_id": stream.videodb_id,
             },
         )
         data = body if isinstance(body, bytes) else json.dumps(body)
         return client.post(url, data=data, content_type="application/json")
 
-    def test_an_alert_is_stored_once_with_its_times_in_milliseconds(self, vdb, mic) -> None:
-        assert self.post(vdb, mic, self.callback()).json() == {"status": "stored"}
+    def test_a_callback_alone_is_held_unconfirmed_once_and_shown_nowhere(
+        self, vdb, mic, owner_client
+    ) -> None:
+        assert self.post(vdb, mic, self.callback()).json() == {"status": "unconfirmed"}
         assert self.post(vdb, mic, self.callback()).json() == {"status": "duplicate"}
-        alert = Alert.objects.get()
-        assert (alert.label, alert.start_ms, alert.end_ms) == (
+        assert Alert.objects.count() == 0  # what every page, export and search reads
+        held = Alert.all_objects.get()
+        assert (held.label, held.start_ms, held.end_ms, held.confirmed) == (
             "pricing",
             1710000045100,
             1710000047800,
+            False,
         )
-        assert alert.confidence == pytest.approx(0.92)
-        assert alert.text == "The presenter shows the price list"
-        assert alert.seq == 1
+        assert held.confidence == pytest.approx(0.92)
+        assert held.text == "The presenter shows the price list"
+        assert held.seq == 0  # no number a browser could be sent
+        assert not SearchEntry.objects.filter(alert=held).exists()
+        history = owner_client.get(reverse("session-history", args=[mic.session_id]))
+        assert "presenter shows the price list" not in history.text
 
-    def test_the_same_alert_over_the_socket_after_the_callback_is_not_stored_again(
-        self, vdb, mic
-    ) -> None:
-        self.post(vdb, mic, self.callback())
-        # The relay's path: the WebSocket's alert data carries epoch milliseconds.
-        socket_event = AlertInput(
-            label="pricing", start_ms=1710000045100, end_ms=1710000047800, confidence=0.92
-        )
-        assert ingest.store(mic, socket_event, heard_now=True) is None
-        assert Alert.objects.count() == 1
-
-    def test_a_new_alert_is_shown_on_the_open_pages_and_a_repeat_is_not(self, vdb, mic) -> None:
+    def test_the_socket_copy_confirms_a_held_alert_and_shows_it_once(self, vdb, mic) -> None:
         with GroupWatch(mic.session_id) as watch:
             self.post(vdb, mic, self.callback())
-            (pushed,) = watch.received()
-            alert = Alert.objects.get()
-            assert pushed["seq"] == alert.seq and f'id="alert-{alert.pk}"' in pushed["html"]
-            self.post(vdb, mic, self.callback())
             assert watch.received() == []
+            # The relay's path: the WebSocket's alert data carries epoch milliseconds.
+            socket_event = AlertInput(
+                label="pricing", start_ms=1710000045100, end_ms=1710000047800, confidence=0.92
+            )
+            update = ingest.store(mic, socket_event, heard_now=True)
+            alert = Alert.objects.get()
+            assert alert.confirmed and alert.seq == 1
+            assert update is not None and update["seq"] == alert.seq
+            assert ingest.store(mic, socket_event, heard_now=True) is None
+        assert Alert.all_objects.count() == 1
+        assert SearchEntry.objects.filter(alert=alert).exists()
+
+    def test_an_alert_the_socket_brought_first_is_not_held_again(self, vdb, mic) -> None:
+        socket_event = AlertInput(label="pricing", start_ms=1710000045100, end_ms=1710000047800)
+        assert ingest.store(mic, socket_event, heard_now=True) is not None
+        assert self.post(vdb, mic, self.callback()).json() == {"status": "duplicate"}
+        assert Alert.objects.get().confirmed
+
+    def test_the_sessions_lifecycle_secret_does_not_open_its_alert_callbacks(
+        self, vdb, mic
+    ) -> None:
+        leaked = url_secret(mic.session.webhook_secret, "lifecycle")
+        for secret in (leaked, mic.session.webhook_secret):
+            assert self.post(vdb, mic, self.callback(), secret=secret).status_code == 404
+        assert Alert.all_objects.count() == 0
+
+    def test_one_streams_alert_url_does_not_open_another_streams(
+        self, vdb, mic, make_stream
+    ) -> None:
+        screen = make_stream(mic.session, name="display:1", videodb_id="rts-screen")
+        leaked = url_secret(mic.session.webhook_secret, f"alert:{mic.videodb_id}")
+        assert self.post(vdb, screen, self.callback(), secret=leaked).status_code == 404
+        assert self.post(vdb, mic, self.callback(), secret=leaked).status_code == 200
+
+    def test_a_session_made_before_per_url_secrets_still_opens_with_its_old_secret(
+        self, vdb, mic, meeting
+    ) -> None:
+        CaptureSession.objects.filter(pk=meeting.pk).update(webhook_secret="o" * 43)
+        mic.session.refresh_from_db()
+        assert self.post(vdb, mic, self.callback(), secret="o" * 43).status_code == 200
+        assert post(vdb, mic.session, envelope(mic.session), secret="o" * 43).status_code == 200
 
     def test_a_forged_secret_stores_nothing(self, vdb, mic) -> None:
         response = self.post(vdb, mic, self.callback(), secret="forged")
         assert response.status_code == 404
-        assert Alert.objects.count() == 0
+        assert Alert.all_objects.count() == 0
 
     @pytest.mark.parametrize(
         ("change", "message"),

@@ -12,7 +12,13 @@ from django.db import connection
 from sessions_app import gateway
 from sessions_app.capture import handoff, lifecycle
 from sessions_app.live import broadcast
-from sessions_app.models import AlertRule, CaptureSession, StreamOperation, WebhookDelivery
+from sessions_app.models import (
+    AlertRule,
+    CaptureSession,
+    StreamOperation,
+    WebhookDelivery,
+    url_secret,
+)
 from tests.conftest import TINY_MEETING
 from tests.sessions_app.watching import GroupWatch
 
@@ -59,7 +65,8 @@ class TestCreatingASession:
         remote = videodb.control.session(created.videodb_id)
         assert created.videodb_id.startswith("cap-")
         assert remote["callback_url"] == (
-            f"{settings.PUBLIC_BASE_URL}/webhooks/videodb/{created.webhook_secret}/"
+            f"{settings.PUBLIC_BASE_URL}/webhooks/videodb/"
+            f"{url_secret(created.webhook_secret, 'lifecycle')}/"
         )
         assert remote["metadata"]["copilot_session"] == str(created.uuid)
         assert created.status == S.CREATED
