@@ -20,6 +20,7 @@ DEFAULT_SCRIPT = "product_planning"
 TIMEOUT = 10
 
 SCRIPTS_CACHE_KEY = "simulator:scripts"
+SCRIPTS_TIMEOUT = 2
 
 
 class SimulatorError(Exception):
@@ -57,7 +58,7 @@ def scripts() -> tuple[Script, ...]:
         response = requests.get(
             _control("scripts"),
             headers={"x-access-token": settings.VIDEODB_EMULATOR_API_KEY},
-            timeout=TIMEOUT,
+            timeout=SCRIPTS_TIMEOUT,  # a page waits on it: short, the fallback serves
         )
         response.raise_for_status()
         body = response.json()
@@ -73,6 +74,8 @@ def scripts() -> tuple[Script, ...]:
             if isinstance(item, dict) and "name" in item and "error" not in item
         )
     except (requests.RequestException, ValueError, KeyError, TypeError):
+        # Kept briefly too, so that an unreachable emulator is not waited on by every load.
+        cache.set(SCRIPTS_CACHE_KEY, FALLBACK_SCRIPTS, 10)
         return FALLBACK_SCRIPTS
     found = found or FALLBACK_SCRIPTS
     cache.set(SCRIPTS_CACHE_KEY, found, 60)
