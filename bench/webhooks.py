@@ -14,8 +14,16 @@ The default is a closed loop (the server runs flat out: throughput, and latency 
 mostly queueing); ``--rate`` sends at a fixed pace to measure ack latency below saturation.
 It also reports the Daphne processes' CPU time per request, the figure that caps throughput.
 
-Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL). Targets (issue 4):
-ack p99 <= 20 ms and >= 1,000 deliveries/s accepted, with none lost.
+The same run measures a bare baseline: bench/bare_webhooks.py, an ASGI endpoint that reads
+the body and answers 200, served by the same Daphne server (``copilot.runtime.web_server``),
+as many processes, the same requests at the same concurrency; the two take turns, a quarter
+of the requests at a time. The last line is
+``copilot/bare acks/s: X.XX`` (closed loop: the share of the bare server's throughput Copilot
+keeps; with ``--rate`` both follow the rate, so compare their latencies instead).
+
+Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL). Targets: issue 4, ack
+p99 <= 20 ms and >= 1,000 deliveries/s accepted, with none lost; issue 15, copilot/bare
+acks/s >= 0.5, none lost or doubled.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/copilot_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/14"
+# Copilot and the bare baseline take turns this many times, each with a slice of the requests.
+ROUNDS = 4
 EVENTS = [
     "capture_session.created",
     "capture_session.starting",
@@ -100,9 +111,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+def start_server(env: dict[str, str], port: int, *, bare: bool = False) -> subprocess.Popen:
+    """Copilot's Daphne (``manage.py serve``), or with ``bare`` the baseline's."""
+    argv = ["bench/bare_webhooks.py"] if bare else ["manage.py", "serve"]
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        [sys.executable, *argv, "--port", str(port)],
         cwd=ROOT,
         env={**os.environ, **env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
              "LOG_LEVEL": "WARNING"},
@@ -165,6 +178,52 @@ async def fire(
     return latencies, statuses, elapsed
 
 
+@dataclass
+class Measured:
+    latencies: list[float]
+    statuses: dict[int, int]
+    elapsed: float
+    cpu: float  # seconds of CPU the server processes used meanwhile
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.elapsed
+
+    def report(self, name: str) -> None:
+        count = len(self.latencies)
+        print(f"{name}: ack latency ms p50 {percentile(self.latencies, 50):.1f}  "
+              f"p99 {percentile(self.latencies, 99):.1f}  max {max(self.latencies):.1f}  "
+              f"mean {statistics.fmean(self.latencies):.1f}")  # fmt: skip
+        print(f"{name}: throughput {self.throughput:.0f} acks/s in {self.elapsed:.1f} s; "
+              f"Daphne CPU {self.cpu * 1000 / count:.2f} ms per request "
+              f"({self.cpu / self.elapsed:.2f} cores busy); statuses {self.statuses}")  # fmt: skip
+
+
+def measure(
+    servers: list[subprocess.Popen],
+    urls: list[str],
+    requests: list[tuple[int, str, bytes]],
+    concurrency: int,
+    rate: float | None,
+    into: Measured,
+) -> None:
+    """Send ``requests`` and add what they took to ``into``."""
+    cpu_before = sum(cpu_seconds(server.pid) for server in servers)
+    latencies, statuses, elapsed = asyncio.run(fire(urls, requests, concurrency, rate))
+    into.cpu += sum(cpu_seconds(server.pid) for server in servers) - cpu_before
+    into.latencies += latencies
+    into.elapsed += elapsed
+    for status, count in statuses.items():
+        into.statuses[status] = into.statuses.get(status, 0) + count
+
+
+def stop(servers: list[subprocess.Popen]) -> None:
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--unique", type=int, default=2000, help="distinct deliveries")
@@ -193,6 +252,8 @@ def main() -> None:
     django_setup(env)
     import redis
 
+    from copilot.celery import app as celery_app
+
     broker = redis.Redis.from_url(redis_url)
     broker.flushdb()
     sessions = make_sessions(args.sessions)
@@ -219,45 +280,50 @@ def main() -> None:
     ]
     random.shuffle(requests)
 
-    ports = [free_port() for _ in range(args.servers)]
-    servers = [start_server(env, port) for port in ports]
+    copilot_ports = [free_port() for _ in range(args.servers)]
+    bare_ports = [free_port() for _ in range(args.servers)]
+    copilot = [start_server(env, port) for port in copilot_ports]
+    bare = []
     try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        bare = [start_server(env, port, bare=True) for port in bare_ports]
+        copilot_urls = [f"http://127.0.0.1:{port}" for port in copilot_ports]
+        bare_urls = [f"http://127.0.0.1:{port}" for port in bare_ports]
         # Warm up imports and open as many connections (HTTP, and so PostgreSQL in the pool)
         # as the measured run will use, so it measures the steady state, not start-up.
-        asyncio.run(fire(urls, requests[:400], args.concurrency))
+        asyncio.run(fire(copilot_urls, requests[:400], args.concurrency))
+        asyncio.run(fire(bare_urls, requests[:400], args.concurrency))
         from sessions_app.models import WebhookDelivery
 
         WebhookDelivery.objects.all().delete()
         broker.flushdb()
-        cpu_before = sum(cpu_seconds(server.pid) for server in servers)
-        latencies, statuses, elapsed = asyncio.run(
-            fire(urls, requests, args.concurrency, args.rate)
-        )
-        server_cpu = sum(cpu_seconds(server.pid) for server in servers) - cpu_before
+        # In turns, a slice of the requests each: on a shared machine the load drifts, and
+        # it then weighs on both figures alike instead of on whichever ran at a bad moment.
+        ours, baseline = Measured([], {}, 0.0, 0.0), Measured([], {}, 0.0, 0.0)
+        size = -(-len(requests) // ROUNDS)
+        for start in range(0, len(requests), size):
+            part = requests[start : start + size]
+            measure(copilot, copilot_urls, part, args.concurrency, args.rate, ours)
+            measure(bare, bare_urls, part, args.concurrency, args.rate, baseline)
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=10)
+        stop(copilot + bare)
 
     stored = WebhookDelivery.objects.count()
-    queued = broker.llen("copilot")
+    # Every queue a task may be routed to: a delivery's task must be on exactly one of them.
+    queued = sum(broker.llen(queue.name) for queue in celery_app.amqp.queues.values())
     load = f"open loop at {args.rate:g}/s" if args.rate else f"concurrency {args.concurrency}"
     print(f"{len(requests)} requests ({args.unique} deliveries x {args.repeat}), "
-          f"{load}, {args.servers} Daphne process(es), "
+          f"{load}, {args.servers} Daphne process(es) each, "
           f"PostgreSQL + Redis, {os.cpu_count()} cores")  # fmt: skip
-    print(f"ack latency ms: p50 {percentile(latencies, 50):.1f}  "
-          f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
-          f"mean {statistics.fmean(latencies):.1f}")  # fmt: skip
-    print(f"throughput: {len(requests) / elapsed:.0f} deliveries/s accepted "
-          f"({args.unique / elapsed:.0f} unique/s) in {elapsed:.1f} s")  # fmt: skip
-    print(f"Daphne CPU: {server_cpu * 1000 / len(requests):.2f} ms per request "
-          f"({server_cpu / elapsed:.2f} cores busy)")  # fmt: skip
-    print(f"statuses: {statuses}")
+    ours.report("copilot")
+    baseline.report("bare")
     print(f"stored rows: {stored} (expected {args.unique}); task messages queued: {queued}")
-    print(f"lost: {args.unique - stored}, doubled: {max(0, stored - args.unique)}")
+    print(
+        f"lost: {args.unique - stored}, doubled: {max(0, stored - args.unique)}, "
+        f"task messages missing: {max(0, stored - queued)}, extra: {max(0, queued - stored)}"
+    )
     print("rerun: .venv/bin/python bench/webhooks.py " + " ".join(sys.argv[1:]))
     broker.flushdb()
+    print(f"copilot/bare acks/s: {ours.throughput / baseline.throughput:.2f}")
 
 
 if __name__ == "__main__":

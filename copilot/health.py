@@ -13,6 +13,11 @@ they hold:
   queue behind this process's socket inbox, which every viewer's fan-out shares, and fail
   (``ChannelFull``) exactly when that inbox is busy. The in-memory layer has no such inbox:
   there a round trip is what proves it works.
+
+A channel layer sharded over several Redis servers (``CHANNEL_REDIS_URLS``) is reported per
+server as well, ``channel_layer.0``, ``channel_layer.1``… in that list's order: every group
+and every process's inbox lives on one of them, so one server down is a partial outage that
+the answer names; ``channel_layer`` is ok only when every server is.
 """
 
 from __future__ import annotations
@@ -52,12 +57,24 @@ async def _check_database() -> None:
     await sync_to_async(_query_database, thread_sensitive=False)()
 
 
-async def _check_channel_layer() -> None:
+def _redis_shards() -> int:
+    """How many Redis servers the channel layer spreads over; 0 for the in-memory layer."""
     layer = get_channel_layer()
     if hasattr(layer, "connection") and hasattr(layer, "ring_size"):  # channels_redis
-        for index in range(layer.ring_size):
-            await layer.connection(index).ping()
-        return
+        return layer.ring_size
+    return 0
+
+
+def _ping_shard(index: int) -> Callable[[], Awaitable[None]]:
+    async def ping() -> None:
+        await get_channel_layer().connection(index).ping()
+
+    return ping
+
+
+async def _check_channel_layer() -> None:
+    """The in-memory layer: a message through a channel of its own and back."""
+    layer = get_channel_layer()
     channel = await layer.new_channel()
     token = uuid.uuid4().hex
     await layer.send(channel, {"type": "health.ping", "token": token})
@@ -72,6 +89,19 @@ CHECKS: dict[str, Callable[[], Awaitable[None]]] = {
 }
 
 
+def _checks() -> dict[str, Callable[[], Awaitable[None]]]:
+    """The checks to run: on Redis one PING per server of the channel layer."""
+    checks = dict(CHECKS)
+    shards = _redis_shards()
+    if shards == 1:
+        checks["channel_layer"] = _ping_shard(0)
+    elif shards > 1:
+        del checks["channel_layer"]  # summed up from its servers' answers below
+        for index in range(shards):
+            checks[f"channel_layer.{index}"] = _ping_shard(index)
+    return checks
+
+
 async def _run_check(name: str, check: Callable[[], Awaitable[None]]) -> str:
     try:
         await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT)
@@ -82,9 +112,15 @@ async def _run_check(name: str, check: Callable[[], Awaitable[None]]) -> str:
 
 
 async def _check_all() -> dict[str, str]:
-    names = list(CHECKS)
-    outcomes = await asyncio.gather(*(_run_check(name, CHECKS[name]) for name in names))
-    return dict(zip(names, outcomes, strict=True))
+    checks = _checks()
+    names = list(checks)
+    outcomes = await asyncio.gather(*(_run_check(name, checks[name]) for name in names))
+    results = dict(zip(names, outcomes, strict=True))
+    shards = [name for name in names if name.startswith("channel_layer.")]
+    if shards:
+        down = [name.split(".", 1)[1] for name in shards if results[name] != "ok"]
+        results["channel_layer"] = "ok" if not down else f"error: shard {', '.join(down)} down"
+    return results
 
 
 async def current_results() -> dict[str, str]:

@@ -13,7 +13,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -61,6 +61,7 @@ class InProcessWorker:
 
     It is the same WorkController ``celery worker`` runs, minus the process-level parts
     (signal handlers, mingle/gossip/heartbeat) that only make sense for a worker of its own.
+    It consumes every queue (``TASK_QUEUES``): it is the only worker there is.
     """
 
     def __init__(self, app: Celery, *, concurrency: int = 4, loglevel: str = "WARNING") -> None:
@@ -79,6 +80,7 @@ class InProcessWorker:
             hostname=f"embedded@{os.getpid()}",
             concurrency=self.concurrency,
             pool_cls="threads",
+            queues=list(settings.TASK_QUEUES),
             loglevel=self.loglevel,
             without_heartbeat=True,
             without_mingle=True,
@@ -143,6 +145,28 @@ def start_local_emulator(base_url: str, *, elsewhere_if_taken: bool = False) -> 
     return server
 
 
+def web_server(
+    application: Callable[..., Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    ready_callable: Callable[[], None] | None = None,
+) -> BoundedServer:
+    """The Daphne server of every Copilot web process, not yet running. bench/webhooks.py
+    serves its bare baseline with this too, so the two differ only in the application."""
+    return BoundedServer(
+        application=application,
+        ready_callable=ready_callable,
+        endpoints=[endpoint(host, port)],
+        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+        websocket_max_frame_size=WEBSOCKET_MAX_MESSAGE_BYTES,
+        application_close_timeout=10,
+        verbosity=1,
+        # Behind a load balancer: the client's address, from the header it sets (settings).
+        proxy_forwarded_address_header=settings.FORWARDED_ADDRESS_HEADER or None,
+    )
+
+
 def serve(host: str, port: int, *, embedded: bool, emulator: EmulatorServer | None = None) -> None:
     """Serve the ASGI application with Daphne until SIGINT/SIGTERM (then stop ``emulator``,
     the local VideoDB started for this process, if any)."""
@@ -170,15 +194,7 @@ def serve(host: str, port: int, *, embedded: bool, emulator: EmulatorServer | No
         logger.info("in-process relay scheduled")
 
     try:
-        BoundedServer(
-            application=application,
-            ready_callable=start_relay if embedded else None,
-            endpoints=[endpoint(host, port)],
-            websocket_max_message_size=WEBSOCKET_MAX_MESSAGE_BYTES,
-            websocket_max_frame_size=WEBSOCKET_MAX_MESSAGE_BYTES,
-            application_close_timeout=10,
-            verbosity=1,
-        ).run()
+        web_server(application, host, port, ready_callable=start_relay if embedded else None).run()
     finally:
         if beat is not None:
             beat.stop()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+from kombu import Exchange, Queue
 
 from copilot.env import (
     database_config,
@@ -175,26 +176,48 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 EMBEDDED = not REDIS_URL  # one process: in-memory layer, in-process Celery worker
 
+# The channel layer may be spread over several Redis servers (CHANNEL_REDIS_URLS, in the same
+# order in every process): channels-redis keeps each group on the server its name hashes to
+# and each process's inbox on the server its channel prefix hashes to, so a Daphne and a relay
+# agree on both without talking to each other (README, "Past one machine"). Unset: REDIS_URL.
+CHANNEL_REDIS_URLS = env_list("CHANNEL_REDIS_URLS", [REDIS_URL] if REDIS_URL else [])
+for _url in CHANNEL_REDIS_URLS:
+    parse_url("CHANNEL_REDIS_URLS", _url, schemes=("redis", "rediss", "unix"))
+if len(set(CHANNEL_REDIS_URLS)) != len(CHANNEL_REDIS_URLS):
+    # The same server twice would take two shares of the hash ring: never what was meant.
+    raise ImproperlyConfigured(
+        f"CHANNEL_REDIS_URLS names a server more than once; got {CHANNEL_REDIS_URLS!r}"
+    )
+if CHANNEL_REDIS_URLS and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "CHANNEL_REDIS_URLS needs REDIS_URL (the Celery broker, and separate processes): "
+        "without it Copilot runs embedded, with an in-memory channel layer"
+    )
+
+
+def _channel_layer_host(address: str) -> dict[str, object]:
+    """One channel-layer server, with the connection options every shard shares."""
+    return {
+        "address": address,
+        # channels-redis blocks in BZPOPMIN for up to 5 s per receive; redis-py's own 5 s
+        # socket timeout races that and kills idle consumers, so reads get a comfortable
+        # margin above the blocking time instead.
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        # redis-py's pool stops at 100 connections; a burst of 1,000 browser sockets joining
+        # groups at once needs far more before it settles.
+        "max_connections": 5000,
+    }
+
+
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # channels-redis blocks in BZPOPMIN for up to 5 s per receive; redis-py's
-                        # own 5 s socket timeout races that and kills idle consumers, so reads
-                        # get a comfortable margin above the blocking time instead.
-                        "socket_timeout": 30,
-                        "socket_connect_timeout": 5,
-                        "socket_keepalive": True,
-                        "health_check_interval": 30,
-                        # redis-py's pool stops at 100 connections; a burst of 1,000 browser
-                        # sockets joining groups at once needs far more before it settles.
-                        "max_connections": 5000,
-                    }
-                ],
+                "hosts": [_channel_layer_host(url) for url in CHANNEL_REDIS_URLS],
                 "capacity": env_int("CHANNEL_CAPACITY", 1000, minimum=10),
                 "expiry": 60,
             },
@@ -209,6 +232,7 @@ else:
     }
 
 # Celery reads every CELERY_* setting (see copilot/celery.py).
+TASK_QUEUES = ("lifecycle", "intelligence", "indexing")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -240,7 +264,22 @@ if not REDIS_URL:
     # The in-process broker is polled for tasks; kombu's default of 1 s made every task on the
     # embedded default (a webhook's processing, a brief's refresh) wait up to a second.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05
-CELERY_TASK_DEFAULT_QUEUE = "copilot"
+# One queue per kind of task, so a slow kind never delays another: a worker started with
+# `-Q lifecycle` keeps webhooks moving while generate_text calls queue up on `intelligence`.
+# A worker started without -Q consumes all three (the embedded worker, `./dev up`, tests).
+#   lifecycle:    webhook deliveries, session re-reads, starting the AI, exports, alert
+#                 confirmations, the reconciler
+#   intelligence: the live brief (every generate_text call made by a task)
+#   indexing:     bulk search work (rebuilding a session's entries); the entry of each new
+#                 item is still written as it is stored, not by a task
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in TASK_QUEUES]
+CELERY_TASK_ROUTES = {
+    "sessions.*": {"queue": "lifecycle"},
+    "intelligence.*": {"queue": "intelligence"},
+    "search.*": {"queue": "indexing"},
+}
+# A task no route names goes here rather than to a queue no worker consumes.
+CELERY_TASK_DEFAULT_QUEUE = "lifecycle"
 # Longest first retry delay in seconds; each further try doubles it (copilot/celery.py).
 TASK_RETRY_BASE_SECONDS = env_int("TASK_RETRY_BASE_SECONDS", 2, minimum=0)
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
@@ -286,6 +325,9 @@ LIVE_SILENCE_WARNING_SECONDS = env_int("LIVE_SILENCE_WARNING_SECONDS", 20, minim
 LIVE_PING_SECONDS = env_int("LIVE_PING_SECONDS", 20, minimum=1)
 LIVE_STALE_SECONDS = env_int("LIVE_STALE_SECONDS", 45, minimum=2)
 LIVE_SOCKET_IDLE_SECONDS = env_int("LIVE_SOCKET_IDLE_SECONDS", 60, minimum=2)
+# Interim transcript text is pushed (never stored) at most this often per stream, the latest
+# text winning; the first interim of a quiet stream goes out at once (sessions_app/relay.py).
+LIVE_INTERIM_SECONDS = env_float("LIVE_INTERIM_SECONDS", 0.15, minimum=0.0)
 
 # --- inputs bounded before they cost (copilot/bodylimit.py, copilot/throttle.py) ------------
 
@@ -355,6 +397,17 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     # Only behind a proxy that always sets (and strips client copies of) this header.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind a load balancer every request arrives from the balancer's address, and the sign-in
+# limit per address (LOGIN_ADDRESS_FAILURE_LIMIT) would count every user as one. Naming the
+# header the balancer sets to the client's address (nginx: X-Real-IP) makes Daphne take the
+# client's address from it (copilot/runtime.py). Only behind a proxy that always sets it:
+# otherwise a client picks its own address.
+FORWARDED_ADDRESS_HEADER = env_str("FORWARDED_ADDRESS_HEADER")
+if not all(char.isascii() and (char.isalnum() or char == "-") for char in FORWARDED_ADDRESS_HEADER):
+    raise ImproperlyConfigured(
+        f"FORWARDED_ADDRESS_HEADER must be a header name such as X-Real-IP; "
+        f"got {FORWARDED_ADDRESS_HEADER!r}"
+    )
 
 # No CDN and no inline code: scripts, styles and sockets come from this origin only, and the
 # few inline <script> tags carry the per-response nonce.
@@ -391,7 +444,15 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Webhook URLs carry their secret; Django logs the path of every 4xx (copilot/logredact.py).
+    "filters": {"redact_secrets": {"()": "copilot.logredact.RedactWebhookSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from sessions_app import gateway, tasks
 from sessions_app.capture import alert_rules, lifecycle
-from sessions_app.history import queries, search
+from sessions_app.history import queries
 from sessions_app.intelligence import actions
 from sessions_app.models import (
     Alert,
@@ -197,8 +197,16 @@ class CaptureSessionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rebuild the search entries of the selected sessions")
     def rebuild_search(self, request: HttpRequest, queryset: QuerySet[CaptureSession]) -> None:
-        count = search.rebuild(queryset)
-        self.message_user(request, f"Indexed {count} moment(s).", messages.SUCCESS)
+        # A task per session on the indexing queue: a long meeting has thousands of entries,
+        # more than a page's request should hold a worker thread and a connection for.
+        session_ids = list(queryset.values_list("pk", flat=True))
+        for session_id in session_ids:
+            transaction.on_commit(partial(tasks.rebuild_search.delay, session_id), robust=True)
+        self.message_user(
+            request,
+            f"Rebuilding the search entries of {len(session_ids)} session(s) in the background.",
+            messages.SUCCESS,
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaptureSession]:
         return (

@@ -15,8 +15,10 @@ browser → server, JSON, at most ``MAX_MESSAGE_BYTES``:
       gap in sequence numbers that does not fill: N is the highest sequence number up to
       which the page is complete (the page renders ``CaptureSession.last_seq`` at load).
       The server replays what changed after N, at most ``broadcast.REPLAY_PAGE`` items,
-      then the current speakers, health rows and status, then a ``#live-synced`` marker
-      carrying the last sequence number the replay covers, with ``data-more`` when another
+      then the current speakers, health rows and status, the line each stream is still
+      speaking (interim text, ``live/interim.py``, while the session is live), then a
+      ``#live-synced`` marker carrying the last sequence number the replay covers, with
+      ``data-more`` when another
       page follows (the browser asks again from there). An ended session's replies are
       rendered once and cached (``ENDED_REPLAY_CACHE_SECONDS``).
   ``{"type": "ping"}``  every ~20 s: the server answers with the ``#live-heartbeat``
@@ -68,7 +70,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from copilot import throttle
-from sessions_app.live import broadcast
+from sessions_app.live import broadcast, interim
 from sessions_app.live.broadcast import LiveUpdate, SessionClosed
 from sessions_app.models import CaptureSession
 from sessions_app.viewers import access
@@ -101,9 +103,11 @@ REFUSED_WITH = {
 }
 
 
-def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[str], int, bool]:
+def catch_up(
+    session_id: int, after_seq: int
+) -> tuple[list[LiveUpdate], list[str], int, bool, bool]:
     """What a browser that reflects ``after_seq`` is missing (a page of it), up to where that
-    covers, and whether it is all.
+    covers, whether it is all, and whether the session is still live (so has interim text).
 
     ``last_seq`` is read *before* the items: every change numbered up to it has committed
     (the number and its row commit together), so the replay reflects each of those changes
@@ -114,7 +118,7 @@ def catch_up(session_id: int, after_seq: int) -> tuple[list[LiveUpdate], list[st
     missed, more = _replay_page(session, after_seq)
     if more is not None:
         through = min(through, more)
-    return missed, broadcast.current_state(session), through, more is None
+    return missed, broadcast.current_state(session), through, more is None, not session.has_ended
 
 
 def _replay_page(session: CaptureSession, after_seq: int) -> tuple[list[LiveUpdate], int | None]:
@@ -274,19 +278,34 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         return not await sync_to_async(throttle.use)(name, RESUMES_PER_LINK, RESUME_WINDOW_SECONDS)
 
     async def resume(self, after_seq: int) -> None:
-        updates, state, through, complete = await database_sync_to_async(catch_up)(
+        updates, state, through, complete, live = await database_sync_to_async(catch_up)(
             self.session_id, after_seq
         )
         for update in updates:
             await self.send(text_data=update["html"])
         for fragment in state:
             await self.send(text_data=fragment)
+        if live:
+            # After the replay: a final it holds removes an interim of its line (live.js).
+            for fragment in await self.current_interims():
+                await self.send(text_data=fragment)
         self.replayed_through = max(self.replayed_through, through)
         await self.send(text_data=broadcast.render_synced(through, complete=complete))
+
+    async def current_interims(self) -> list[str]:
+        try:
+            return await interim.current(self.session_id)
+        except Exception:  # Redis away: the next interim push shows the line anyway
+            logger.warning("could not read the interim lines of %s", self.session_id,
+                           exc_info=True)  # fmt: skip
+            return []
 
     # --- from the channel layer ---------------------------------------------------------
 
     async def live_update(self, event: LiveUpdate) -> None:
+        """Forward a published update as it is: the fragment was rendered once by the
+        publisher and is this socket's text frame, unchanged (nothing per viewer but the
+        seq check)."""
         if self.viewer is None:
             return  # refused: queued while it was being checked
         seq = event["seq"]

@@ -13,8 +13,9 @@ from functools import partial
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import F, Q
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -198,15 +199,10 @@ def _page_url(params: QueryDict, page: int) -> str:
     return "?" + copy.urlencode()
 
 
-@require_GET
-@never_cache
-def search_page(request: HttpRequest) -> HttpResponse:
-    if (login := access.login_or_404(request)) is not None:
-        return login
+def _search_request(request: HttpRequest) -> tuple[SearchForm, list[int], str, search.Filters]:
+    """The search asked for, over the sessions the visitor may view."""
     session_ids = list(access.viewable(request).values_list("pk", flat=True))
     form = SearchForm(request.GET, session_ids=session_ids)
-    text = form.value("q") or ""
-    query = search_text.parse(text)
     filters = search.Filters(
         kinds=tuple(form.value("kind") or ()),
         channels=tuple(form.value("channel") or ()),
@@ -214,6 +210,34 @@ def search_page(request: HttpRequest) -> HttpResponse:
         date_from=form.value("date_from"),
         date_to=form.value("date_to"),
     )
+    return form, session_ids, form.value("q") or "", filters
+
+
+def _facets_url(text: str, filters: search.Filters, *, by_meaning: bool) -> str:
+    """Where the facets of this search load from: the valid part of it only (a filter the
+    page showed as an error is left out there too), so the request is never a 400."""
+    params = QueryDict(mutable=True)
+    params["q"] = text
+    if by_meaning:  # not counted, but kept in the facets' links back to the search
+        params["meaning"] = "1"
+    params.setlist("kind", list(filters.kinds))
+    params.setlist("channel", list(filters.channels))
+    params.setlist("session", [str(pk) for pk in filters.session_ids])
+    for name in ("date_from", "date_to"):
+        if value := getattr(filters, name):
+            params[name] = value.isoformat()
+    return reverse("search_facets") + "?" + params.urlencode()
+
+
+@require_GET
+@never_cache
+def search_page(request: HttpRequest) -> HttpResponse:
+    """The hits: one page, newest first, and how many up to search.COUNT_CAP. The counts by
+    kind, channel, session and day (every hit read) come after, from search_facets."""
+    if (login := access.login_or_404(request)) is not None:
+        return login
+    form, session_ids, text, filters = _search_request(request)
+    query = search_text.parse(text)
     results = search.search(query, session_ids, filters, page=_page_number(request))
     found = meaning.Found()
     if form.value("meaning") and text and results.page <= 1:
@@ -222,30 +246,60 @@ def search_page(request: HttpRequest) -> HttpResponse:
         wait = meaning.held_for(user_id, request.session.get(access.LINKS_KEY, []))
         found = meaning.held(wait) if wait else meaning.ask(text, scope, filters)
     items = meaning.merge(results.hits, found.hits, query)
-    for facet_name, facets in results.facets.items():
-        param = {"day": "date_from"}.get(facet_name, facet_name)
-        for facet in facets:
-            if facet_name == "day":
-                facet.url = "?" + _day_params(request.GET, facet.value)
-            else:
-                facet.url = _toggled(request.GET, param, facet.value)
     context = {
         "form": form,
         "query": query,
         "text": text,
         "results": results,
         "items": items,
-        "heading": meaning.heading(results.total, items),
+        "heading": meaning.heading(results.total, items, capped=results.capped),
         "found": found,
         "searched": bool(text.strip()),
         "errors": [e for field in form.errors.values() for e in field],
         "next_url": _page_url(request.GET, results.page + 1) if results.has_next else "",
         "previous_url": _page_url(request.GET, results.page - 1) if results.has_previous else "",
+        "facets_url": _facets_url(text, filters, by_meaning=bool(form.value("meaning"))),
         "max_query": search_text.MAX_QUERY_CHARS,
     }
     if is_fragment(request):
         return render(request, "sessions_app/search.html#results", context)
     return render(request, "sessions_app/search.html", context)
+
+
+@require_GET
+@never_cache
+def search_facets(request: HttpRequest) -> HttpResponse:
+    """Every hit of a search counted by kind, channel, session and day: the region the
+    search page loads after its hits (an htmx request), or, without JavaScript, a page of
+    its own that the search page links to. The same visitors and sessions as search_page;
+    a parameter the page would not have sent (a session not theirs, a bad date) is a 400."""
+    if (login := access.login_or_404(request)) is not None:
+        return login
+    form, session_ids, text, filters = _search_request(request)
+    if not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(e)}" for name, e in form.errors.items())
+        return HttpResponseBadRequest(f"Invalid search: {errors}", content_type="text/plain")
+    query = search_text.parse(text)
+    counts = search.facet_counts(query, session_ids, filters)
+    search_url = reverse("search") + "?" + request.GET.urlencode()
+    for facet_name, facets in counts.facets.items():
+        param = {"day": "date_from"}.get(facet_name, facet_name)
+        for facet in facets:
+            if facet_name == "day":
+                facet.url = reverse("search") + "?" + _day_params(request.GET, facet.value)
+            else:
+                facet.url = reverse("search") + _toggled(request.GET, param, facet.value)
+    context = {
+        "text": text,
+        "query": query,
+        "counts": counts,
+        "total_label": f"{counts.total:,}",
+        "search_url": search_url,
+        "fragment": is_fragment(request),
+    }
+    if context["fragment"]:
+        return render(request, "sessions_app/search.html#facets", context)
+    return render(request, "sessions_app/search_facets.html", context)
 
 
 def _day_params(params: QueryDict, day: str) -> str:

@@ -767,8 +767,17 @@ class SearchEntry(models.Model):
             ),
         ]
         indexes = [
-            # Scoped searches, newest moment first, and the per-session listing.
-            models.Index(fields=["session", "-start_ms"], name="search_session_time_idx"),
+            # Scoped searches, newest moment first, and the per-session listing. With the id,
+            # the index gives search's very order (-start_ms, -id), so reading a session's
+            # matches newest first stops after a page without sorting (search.py).
+            models.Index(fields=["session", "-start_ms", "-id"], name="search_session_newest_idx"),
+            # A session's insight entries, a few beside its lines: search groups VideoDB's
+            # repeated insights without reading every line that matches a common word.
+            models.Index(
+                fields=["session"],
+                condition=Q(kind__in=["visual", "audio"]),
+                name="search_insight_session_idx",
+            ),
         ]
 
     def __str__(self) -> str:

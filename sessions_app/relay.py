@@ -7,6 +7,13 @@ side by side. A lane idle for ``LANE_IDLE_SECONDS``, or whose session ended, is 
 later event of its stream opens a new one. A store that fails (the database is away) is
 retried with backoff in its lane, then left to the next heartbeat's backfill of its stream.
 
+What an event costs is kept to what it changes. Interim transcript text is never stored: the
+lane keeps the latest interim of its stream, pushes it at most every
+``LIVE_INTERIM_SECONDS`` (the first of a quiet stream at once, the latest text winning) and
+leaves it in ``live/interim.py`` for sockets that connect mid-line; the final is stored and
+replaces it. A stream's row says it is alive (the health panel's "last event") at most once
+per ``LIVENESS_SECONDS``, plus once after the last event of a burst.
+
 When the socket drops the relay reconnects with backoff and jitter (counting failed cycles,
 so a database outage does not turn into a tight loop of new sockets), publishes its new
 connection id (tasks start operations with it), and ``recovery`` re-routes its sessions'
@@ -23,16 +30,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
+from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 
 from sessions_app import gateway
-from sessions_app.live import broadcast, events, ingest, recovery
-from sessions_app.models import RelayConnection
+from sessions_app.live import broadcast, events, ingest, interim, recovery
+from sessions_app.live.events import TranscriptInput
+from sessions_app.models import RelayConnection, RTStream, TranscriptSegment
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +55,62 @@ DRAIN_SECONDS = 10.0  # what was read is stored before a reconnect, for this lon
 LANE_IDLE_SECONDS = 300.0
 STORE_ATTEMPTS = 4
 STORE_RETRY_SECONDS = 0.5  # doubled after each failed attempt
+# A stream's row is written to say it is alive at most this often (and once after a burst,
+# so its last event's time is right): the health panel counts seconds, not events.
+LIVENESS_SECONDS = 2.0
 _RETIRE = object()  # put on a lane to end it once it has stored what it holds
+_FLUSH = object()  # put on a lane when its stream's waiting interim may be pushed
+_TOUCH = object()  # put on a lane when its stream's liveness may be written
 _UNKNOWN = object()  # the relay's last heartbeat, not read yet
 
 
-def store(parsed: events.SocketEvent) -> tuple[int, broadcast.LiveUpdate] | None:
-    """Store one socket event: the session and update to publish, if it changed anything."""
+def store(
+    parsed: events.SocketEvent, *, heard_now: bool = True
+) -> tuple[RTStream, broadcast.LiveUpdate | None] | None:
+    """Store one socket event (not interim text): its stream, freshly read, and the update
+    to publish if it changed anything. None for an unknown stream."""
     stream = ingest.find_stream(parsed.rtstream_id)
     if stream is None:
         logger.warning("event for unknown stream %s dropped", parsed.rtstream_id)
         return None
-    update = ingest.store(stream, parsed.payload, heard_now=True)
-    return None if update is None else (stream.session_id, update)
+    return stream, ingest.store(stream, parsed.payload, heard_now=heard_now)
+
+
+def load_stream(rtstream_id: str) -> tuple[RTStream | None, int]:
+    """A stream as its lane starts: the stream (with its session, for rendering its interim
+    lines) and the start of its newest stored final (an interim at or before it is late)."""
+    stream = ingest.find_stream(rtstream_id)
+    if stream is None:
+        return None, -1
+    newest = TranscriptSegment.objects.filter(stream=stream, is_final=True).aggregate(
+        newest=Max("start_ms")
+    )["newest"]
+    return stream, -1 if newest is None else newest
+
+
+def touch_stream(stream_id: int, event_end_ms: int) -> RTStream | None:
+    """Say the stream is alive, and read it again (a renamed speaker, a session that started
+    since: what its interim lines show)."""
+    ingest.touch_stream(stream_id, event_end_ms)
+    return RTStream.objects.select_related("session").filter(pk=stream_id).first()
+
+
+@dataclass
+class _Pace:
+    """What a lane knows of its stream between events: the interim waiting to be pushed, and
+    when the stream's row last said it was alive. Only its lane reads or writes it."""
+
+    loaded: bool = False
+    stream: RTStream | None = None  # with its session; read again at each liveness write
+    final_through: int = -1  # start of the newest final stored: earlier interims are late
+    waiting: TranscriptInput | None = None  # the latest interim not pushed yet
+    pushed_at: float = -math.inf  # loop time of the last interim push
+    shown: bool | None = None  # an interim is in ``live/interim``; None: maybe (a restart)
+    shown_start: int = -1  # the start of the interim line pushed last
+    flush: asyncio.TimerHandle | None = None
+    touched_at: float = -math.inf  # loop time of the last liveness write
+    heard_ms: int | None = None  # end of the newest event not written yet (a write is due)
+    touch: asyncio.TimerHandle | None = None
 
 
 class Relay:
@@ -65,8 +120,10 @@ class Relay:
         self.shard = str(shard)
         self.connection_id = ""
         self.stats = {"events": 0, "stored": 0, "invalid": 0, "reconnects": 0, "retries": 0,
-                      "unstored": 0}  # fmt: skip
+                      "unstored": 0, "interims": 0, "interims_shown": 0,
+                      "touches": 0}  # fmt: skip
         self._lanes: dict[str, asyncio.Queue] = {}
+        self._paces: dict[str, _Pace] = {}
         self._workers: set[asyncio.Task] = set()
         # Streams with an event that could not be stored, for the next heartbeat to backfill.
         self._backfill_due: set[str] = set()
@@ -172,6 +229,7 @@ class Relay:
     async def _drain(self, rtstream_id: str, lane: asyncio.Queue) -> None:
         """Store the lane's events until it is idle for ``LANE_IDLE_SECONDS`` or retired with
         nothing left to store."""
+        pace = self._paces[rtstream_id] = _Pace()
         try:
             while True:
                 try:
@@ -181,8 +239,14 @@ class Relay:
                         return
                     continue
                 try:
-                    if parsed is not _RETIRE:
-                        await self.store_and_publish(parsed)
+                    if parsed is _FLUSH:
+                        pace.flush = None
+                        await self._push_interim(pace)
+                    elif parsed is _TOUCH:
+                        pace.touch = None
+                        await self._touch(pace)
+                    elif parsed is not _RETIRE:
+                        await self._take(pace, lane, parsed)
                     elif lane.empty():
                         return
                 finally:
@@ -192,8 +256,129 @@ class Relay:
             # finds no lane and opens a new one.
             if self._lanes.get(rtstream_id) is lane:
                 del self._lanes[rtstream_id]
+            if self._paces.get(rtstream_id) is pace:
+                del self._paces[rtstream_id]
+            for handle in (pace.flush, pace.touch):
+                if handle is not None:
+                    handle.cancel()
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():  # the relay stopping: nothing awaited
+                await self._close_pace(pace)
 
-    async def store_and_publish(self, parsed: events.SocketEvent) -> None:
+    async def _take(self, pace: _Pace, lane: asyncio.Queue, parsed: events.SocketEvent) -> None:
+        """One event from the socket, in its stream's order."""
+        if not pace.loaded:
+            try:
+                pace.stream, pace.final_through = await database_sync_to_async(
+                    load_stream, thread_sensitive=False
+                )(parsed.rtstream_id)
+                pace.loaded = True
+            except Exception:  # the database is away: a final is still retried (below)
+                logger.warning("relay %s could not read stream %s", self.shard,
+                               parsed.rtstream_id, exc_info=True)  # fmt: skip
+        payload = parsed.payload
+        due = self._heard(pace, lane, payload.end_ms)
+        if isinstance(payload, TranscriptInput) and not payload.is_final:
+            await self._take_interim(pace, lane, payload)
+            if due:
+                await self._touch(pace)
+            return
+        await self.store_and_publish(parsed, heard_now=due, pace=pace)
+
+    # --- interim text: pushed, never stored ----------------------------------------------
+
+    async def _take_interim(self, pace: _Pace, lane: asyncio.Queue, event: TranscriptInput) -> None:
+        """Keep the latest interim of the stream; push it now if the stream's last push is
+        ``LIVE_INTERIM_SECONDS`` old, else when it will be (whatever is latest by then)."""
+        self.stats["interims"] += 1
+        if pace.stream is None:  # unknown, or not readable now: nothing to render it with
+            logger.warning("relay %s dropped an interim of a stream it cannot read", self.shard)
+            return
+        if event.start_ms <= pace.final_through:
+            return  # a late interim of a line whose final is stored: it must not come back
+        pace.waiting = event
+        if pace.flush is not None:
+            return  # a push is due already: it takes whatever is latest then
+        loop = asyncio.get_running_loop()
+        wait = pace.pushed_at + settings.LIVE_INTERIM_SECONDS - loop.time()
+        if wait <= 0:
+            await self._push_interim(pace)
+        else:
+            pace.flush = loop.call_later(wait, lane.put_nowait, _FLUSH)
+
+    async def _push_interim(self, pace: _Pace) -> None:
+        event, pace.waiting = pace.waiting, None
+        if event is None or pace.stream is None or event.start_ms <= pace.final_through:
+            return
+        stream = pace.stream
+        pace.pushed_at = asyncio.get_running_loop().time()
+        # Rendered here, on the loop: the stream and its session are in memory, and a
+        # template render is shorter than a hop to a thread and back.
+        update = broadcast.interim_message(stream, text=event.text, start_ms=event.start_ms)
+        try:
+            await interim.show(stream.session_id, stream.pk, event.start_ms, update["html"])
+            pace.shown, pace.shown_start = True, event.start_ms
+        except Exception:  # pages still get the push; only a page opened mid-line misses it
+            logger.warning("could not keep the interim of stream %s", stream.pk, exc_info=True)
+        self.stats["interims_shown"] += 1
+        await broadcast.apublish(stream.session_id, [update])
+
+    async def _forget_interim(self, pace: _Pace) -> None:
+        """The stream's interim line is over (its final is stored, or the lane retires)."""
+        if pace.shown is False or pace.stream is None:
+            return
+        try:
+            await interim.forget(pace.stream.session_id, pace.stream.pk)
+            pace.shown = False
+        except Exception:  # it expires on its own (interim.TTL_SECONDS)
+            logger.warning("could not forget the interim of stream %s", pace.stream.pk,
+                           exc_info=True)  # fmt: skip
+
+    # --- liveness: the stream's row, at most once per LIVENESS_SECONDS ---------------------
+
+    def _heard(self, pace: _Pace, lane: asyncio.Queue, end_ms: int) -> bool:
+        """Note an event heard now; True when the stream's row should say so now, else a
+        write is scheduled for the end of the window (so the last event's time is right)."""
+        pace.heard_ms = end_ms if pace.heard_ms is None else max(pace.heard_ms, end_ms)
+        loop = asyncio.get_running_loop()
+        wait = pace.touched_at + LIVENESS_SECONDS - loop.time()
+        if wait <= 0:
+            return True
+        if pace.touch is None:
+            pace.touch = loop.call_later(wait, lane.put_nowait, _TOUCH)
+        return False
+
+    async def _touch(self, pace: _Pace) -> None:
+        if pace.heard_ms is None or pace.stream is None:
+            return
+        heard_ms, pace.heard_ms = pace.heard_ms, None
+        pace.touched_at = asyncio.get_running_loop().time()
+        try:
+            fresh = await database_sync_to_async(touch_stream, thread_sensitive=False)(
+                pace.stream.pk, heard_ms
+            )
+        except Exception:  # the database is away: the next event tries again
+            pace.heard_ms = heard_ms if pace.heard_ms is None else pace.heard_ms
+            logger.warning("relay %s could not mark stream %s alive", self.shard,
+                           pace.stream.pk, exc_info=True)  # fmt: skip
+            return
+        self.stats["touches"] += 1
+        if fresh is not None:
+            pace.stream = fresh
+
+    async def _close_pace(self, pace: _Pace) -> None:
+        """A lane retires: its last liveness is written, and its interim line (if the final
+        never came) is no longer offered to pages that connect."""
+        pace.waiting = None
+        with contextlib.suppress(Exception):
+            await self._touch(pace)
+            await self._forget_interim(pace)
+
+    # --- stored events ----------------------------------------------------------------
+
+    async def store_and_publish(
+        self, parsed: events.SocketEvent, *, heard_now: bool = True, pace: _Pace | None = None
+    ) -> None:
         """Store one event and show it. A failed store (say, the database is away) is tried
         again with backoff; if it still fails, the stream is marked for backfill. A stream
         already marked gets one try per event: its backfill fetches whatever fails."""
@@ -202,7 +387,9 @@ class Relay:
             try:
                 # Not on the one sync thread (thread_sensitive=False): streams are stored in
                 # parallel. Old or broken connections are closed around each call.
-                result = await database_sync_to_async(store, thread_sensitive=False)(parsed)
+                result = await database_sync_to_async(store, thread_sensitive=False)(
+                    parsed, heard_now=heard_now
+                )
                 break
             except Exception as exc:  # any failure: the event must not be lost
                 if attempt == attempts:
@@ -213,10 +400,28 @@ class Relay:
                 self.stats["retries"] += 1
                 logger.warning("relay %s store failed (try %d): %s", self.shard, attempt, exc)
                 await asyncio.sleep(STORE_RETRY_SECONDS * 2 ** (attempt - 1))
-        if result is not None:
+        if result is None:
+            return
+        stream, update = result
+        payload = parsed.payload
+        if pace is not None:
+            pace.stream = stream
+            if heard_now:
+                pace.touched_at = asyncio.get_running_loop().time()
+                pace.heard_ms = None
+            if isinstance(payload, TranscriptInput):
+                # The final replaces the line's interim: on the pages (live.js) and for a
+                # page that connects from now on.
+                pace.final_through = max(pace.final_through, payload.start_ms)
+                waiting = pace.waiting
+                if waiting is not None and waiting.start_ms <= payload.start_ms:
+                    pace.waiting = None
+                # Unless what is kept is a later line's (an interim that overtook this final).
+                if pace.shown is None or pace.shown_start <= payload.start_ms:
+                    await self._forget_interim(pace)
+        if update is not None:
             self.stats["stored"] += 1
-            session_id, update = result
-            await broadcast.apublish(session_id, [update])
+            await broadcast.apublish(stream.session_id, [update])
 
     # --- heartbeat and bookkeeping -------------------------------------------------------
 

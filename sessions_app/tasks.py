@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from sessions_app.capture import lifecycle
 from sessions_app.gateway import GatewayError, PermanentGatewayError, RetryableGatewayError
+from sessions_app.history import search
 from sessions_app.intelligence import brief, schedule
 from sessions_app.live import broadcast, ingest
 from sessions_app.models import Alert, CaptureSession, WebhookDelivery
@@ -163,6 +164,17 @@ def refresh_brief(session_id: int, final: bool = False, reserved: str | None = N
     """Make the session's next live brief if it is due (or its final pass)."""
     taken = parse_datetime(reserved) if reserved else None
     return brief.refresh(session_id, final=final, reserved=taken)
+
+
+@shared_task(name="search.rebuild_session")
+def rebuild_search(session_id: int) -> int:
+    """Re-create one session's search entries from what is stored (the admin's "Rebuild the
+    search entries"): thousands of rows for a long meeting, so a task on the ``indexing``
+    queue rather than work inside a page's request. Returns how many entries it wrote."""
+    session = CaptureSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return 0  # deleted since it was asked for: nothing to index
+    return search.rebuild([session])
 
 
 @shared_task(name="sessions.reconcile")

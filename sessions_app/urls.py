@@ -5,6 +5,7 @@ from sessions_app import actions_views, history_views, intelligence_views, views
 urlpatterns = [
     path("", history_views.session_list, name="dashboard"),
     path("search/", history_views.search_page, name="search"),
+    path("search/facets/", history_views.search_facets, name="search_facets"),
     path("actions/", actions_views.action_list, name="actions"),
     path("actions/<int:item_id>/status/", actions_views.action_status, name="action-status"),
     path("sessions/<int:pk>/history/", history_views.session_history, name="session-history"),

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
@@ -263,12 +263,16 @@ def start_server(tmp_path: Path, port: int | None = None, **env: str | None) -> 
     return f"http://127.0.0.1:{port}", process
 
 
-def start_worker(tmp_path: Path, name: str = "worker", **env: str | None) -> Process:
-    """A separate ``celery -A copilot worker`` process (PostgreSQL + Redis only)."""
+def start_worker(
+    tmp_path: Path, name: str = "worker", *, queues: Sequence[str] = (), **env: str | None
+) -> Process:
+    """A separate ``celery -A copilot worker`` process (PostgreSQL + Redis only), consuming
+    ``queues`` (settings.TASK_QUEUES), or every queue when none are named."""
+    only = ["--queues", ",".join(queues)] if queues else []
     return Process(
         [sys.executable, "-m", "celery", "-A", "copilot", "worker", "--pool", "threads",
          "--concurrency", "4", "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-         "--hostname", f"{name}@%h"],
+         "--hostname", f"{name}@%h", *only],
         process_env(**env),
         tmp_path / f"{name}.log",
     )  # fmt: skip

@@ -7,13 +7,15 @@ repeat finds the key taken and changes nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.options import Options
 from django.utils import timezone
 
 from sessions_app.live.events import EventError, json_object
@@ -124,20 +126,45 @@ class Claim:
     seen: bool
 
 
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    """find_claim's query, for the database ``vendor``: the same on PostgreSQL and SQLite."""
+    quote = connection.ops.quote_name
+    sessions = CaptureSession._meta
+    deliveries = WebhookDelivery._meta
+
+    def column(meta: Options, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    # Only names from the models' metadata, quoted, go into the text; both values are bound.
+    return (
+        f"SELECT {column(sessions, 'id')}, {column(sessions, 'webhook_secret')}, "  # noqa: S608
+        f"EXISTS (SELECT 1 FROM {quote(deliveries.db_table)} "
+        f"WHERE {column(deliveries, 'dedupe_key')} = %s) "
+        f"FROM {quote(sessions.db_table)} WHERE {column(sessions, 'videodb_id')} = %s"
+    )
+
+
 def find_claim(envelope: Envelope) -> Claim | None:
     """Look up the named session and the delivery's dedupe key in one query.
 
     An at-least-once sender repeats itself, so repeats are a large share of the traffic; this
     way a repeat costs a single round trip (no transaction, no second SELECT). The caller
     must check the secret before it looks at ``seen``, so that a stranger learns nothing.
+
+    The query is written once rather than built by the ORM on every call: building this
+    ``Exists`` query cost more CPU than running it, on every webhook (profiled under
+    bench/webhooks.py: README, Performance). ``videodb_id`` is unique: one row at most.
     """
-    row = (
-        CaptureSession.objects.filter(videodb_id=envelope.capture_session_id)
-        .annotate(seen=Exists(WebhookDelivery.objects.filter(dedupe_key=envelope.dedupe_key)))
-        .values_list("pk", "webhook_secret", "seen")[:1]
-    )
-    found = list(row)
-    return Claim(*found[0]) if found else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _claim_sql(connection.vendor), [envelope.dedupe_key, envelope.capture_session_id]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    session_id, webhook_secret, seen = row
+    return Claim(session_id, webhook_secret, bool(seen))  # SQLite answers EXISTS with 0 or 1
 
 
 def insert(session_id: int, envelope: Envelope, raw_body: str) -> int:

@@ -416,13 +416,15 @@ def merge(
     return items
 
 
-def heading(keyword_total: int, items: list[Item]) -> str:
-    """What the results say they are: keyword matches (of every page) and, apart, the
-    moments only VideoDB found by meaning."""
+def heading(keyword_total: int, items: list[Item], *, capped: bool = False) -> str:
+    """What the results say they are: keyword matches (of every page; "1,000+" when search
+    stopped counting, ``capped``) and, apart, the moments only VideoDB found by meaning."""
     more = sum(1 for item in items if item.by_meaning and not item.by_keyword)
 
     def moments(n: int) -> str:
-        return f"{n} moment{'s' if n != 1 else ''}"
+        if capped and n == keyword_total:
+            return f"{n:,}+ moments"
+        return f"{n:,} moment{'s' if n != 1 else ''}"
 
     if keyword_total and more:
         return f"{moments(keyword_total)} found, and {more} more by meaning"

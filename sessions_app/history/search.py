@@ -10,21 +10,29 @@ moments (its entry takes that moment's stream, time and channel), and only while
 current: one that leaves the brief leaves the index.
 
 Reading: :func:`search` takes the sessions a user may view (sessions_app/viewers/access.py) and a
-query parsed by sessions_app/history/search_text.py. The only thing that differs between databases
-is the single predicate "this entry matches", given to each as a bound parameter in its own
-syntax; filtering, facets, order and pages are the same ORM query on both.
+query parsed by sessions_app/history/search_text.py. What differs between databases is the
+predicate "this entry matches", given to each as a bound parameter in its own syntax, in two
+forms: through the full-text index (:func:`matching`) and tested on a row itself
+(:func:`matching_row`); filtering, order and pages are the same ORM query on both.
+
+A search page answers with its hits first (issue 15: p95 <= 20 ms at 5 M lines, measured by
+bench/search.py): the count stops at COUNT_CAP ("1,000+"), and past it the page is read in
+time order, session by session, instead of sorting every match of a common word. The counts
+by kind, channel, session and day read every match: :func:`facet_counts`, which the page
+loads after its hits.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BooleanField, Count, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -41,6 +49,12 @@ from sessions_app.models import (
 )
 
 PAGE_SIZE = 20
+# Hits are counted exactly up to this many; past it the page says "1,000+" (the exact figure
+# comes with the facets, loaded after the hits).
+COUNT_CAP = 1000
+# Past this many sessions in scope, a page of a common word is read the plain way (every
+# match, sorted) instead of session by session (_newest_by_session): one branch per session.
+MAX_MERGED_SESSIONS = 200
 FTS_TABLE = "sessions_app_searchentry_fts"
 
 
@@ -266,6 +280,25 @@ def matching(query: search_text.Query, session_ids: list[int]) -> RawSQL:
     )
 
 
+def matching_row(query: search_text.Query) -> RawSQL:
+    """Does this row match ``query``, tested on the row itself without the full-text index:
+    for rows already narrowed down some other way (one session's newest, a session's
+    insights). The same answer as :func:`matching` for every row (tests check both paths)."""
+    table = SearchEntry._meta.db_table
+    if connection.vendor == "postgresql":
+        # coalesce() hides the column from the GIN index on purpose: a plan through it would
+        # gather the word's matches in the whole corpus (bench/search.py: 2.8 s for
+        # "follow up", whose frequency the planner underestimates) instead of reading the
+        # rows these callers have already narrowed down, newest first.
+        return RawSQL(  # noqa: S611 -- a bound parameter of alphanumeric tokens
+            f"coalesce({table}.tsv, ''::tsvector) @@ to_tsquery('simple', %s)",
+            [query.to_tsquery()],
+            output_field=BooleanField(),
+        )
+    sql, params = query.to_sqlite_row(f"{table}.terms")
+    return RawSQL(sql, params, output_field=BooleanField())  # noqa: S611 -- bound parameters
+
+
 @dataclass(frozen=True)
 class Filters:
     kinds: tuple[str, ...] = ()
@@ -293,30 +326,44 @@ class Hit:
 
 @dataclass
 class Results:
+    """One page of hits. ``total`` is exact up to COUNT_CAP; past it ``capped`` is set and
+    ``total`` is COUNT_CAP ("1,000+"), and the number of pages is not known (``pages`` 0):
+    ``has_next`` says whether a hit follows this page either way."""
+
     query: search_text.Query
     hits: list[Hit] = field(default_factory=list)
     total: int = 0
+    capped: bool = False
     page: int = 1
     pages: int = 0
-    facets: dict[str, list[Facet]] = field(default_factory=dict)
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
+    has_next: bool = False
 
     @property
     def has_previous(self) -> bool:
         return self.page > 1
 
+    @property
+    def total_label(self) -> str:
+        return f"{self.total:,}+" if self.capped else f"{self.total:,}"
 
-def matches(
-    query: search_text.Query, session_ids: Iterable[int], filters: Filters = Filters()
+
+@dataclass
+class FacetCounts:
+    """Every hit counted (no cap) by kind, channel, session and day: the slow part of a
+    search over a common word, so the page asks for it after the hits (history_views)."""
+
+    total: int = 0
+    facets: dict[str, list[Facet]] = field(default_factory=dict)
+
+
+def _narrowed(
+    session_ids: list[int], filters: Filters, *, by_session: bool = True
 ) -> QuerySet[SearchEntry]:
-    """Entries of the given sessions that match ``query`` and ``filters``, newest first."""
-    scope = list(session_ids)
-    if filters.session_ids:
-        scope = [pk for pk in scope if pk in set(filters.session_ids)]
-    qs = SearchEntry.objects.filter(session_id__in=scope).filter(matching(query, scope))
+    """Entries of ``session_ids`` that pass ``filters`` (all but the text); ``by_session``
+    False leaves the sessions to a predicate that names them itself (matching())."""
+    qs = SearchEntry.objects.all()
+    if by_session:
+        qs = qs.filter(session_id__in=session_ids)
     if filters.kinds:
         qs = qs.filter(kind__in=filters.kinds)
     if filters.channels:
@@ -325,35 +372,61 @@ def matches(
         qs = qs.filter(day__gte=filters.date_from)
     if filters.date_to:
         qs = qs.filter(day__lte=filters.date_to)
-    return qs.order_by("-start_ms", "-id")
+    return qs
+
+
+def _scope(session_ids: Iterable[int], filters: Filters) -> list[int]:
+    scope = list(session_ids)
+    if filters.session_ids:
+        wanted = set(filters.session_ids)
+        scope = [pk for pk in scope if pk in wanted]
+    return scope
+
+
+def matches(
+    query: search_text.Query, session_ids: Iterable[int], filters: Filters = Filters()
+) -> QuerySet[SearchEntry]:
+    """Entries of the given sessions that match ``query`` and ``filters``, newest first."""
+    scope = _scope(session_ids, filters)
+    return _narrowed(scope, filters).filter(matching(query, scope)).order_by("-start_ms", "-id")
 
 
 _REPEATED_KINDS = (SearchEntry.Kind.VISUAL, SearchEntry.Kind.AUDIO)  # insights' entry kinds
+# The condition of the partial index on insight entries (migration 0008), spelled as its
+# constants: SQLite uses a partial index only for a query stating its condition, and a bound
+# parameter (what kind__in would send) is not that.
+_INSIGHT_KINDS_SQL = RawSQL(  # noqa: S611 -- constants of this module, nothing typed
+    f"{SearchEntry._meta.db_table}.kind IN ({', '.join(repr(str(k)) for k in _REPEATED_KINDS)})",
+    [],
+    output_field=BooleanField(),
+)
 
 
 def _repeated_copies(
-    qs: QuerySet[SearchEntry], counts: Iterable[tuple[str, str, int, date, int]]
+    query: search_text.Query, scope: list[int], filters: Filters
 ) -> list[tuple[int, str, str, int, date]]:
     """The matching entries of insights whose group another matching copy stands for:
     (entry id, kind, channel, session id, day) of each.
 
-    Only sessions with two or more matching insights of a kind can have any, so a search
-    that matches none (or one) asks nothing more; otherwise two queries, whatever the hits:
-    the matching copies, and the insights of those sessions to group them.
+    Only a session with two or more matching insights of a kind can have any. Insights are
+    few beside the lines said (and an index holds just them, migration 0008), so their
+    matching entries are read through that index and tested row by row: one query, however
+    common the word, and a second, the insights of those sessions to group them, only when
+    some session has two.
     """
-    per_session: Counter[tuple[int, str]] = Counter()
-    for kind, _channel, session_id, _day, n in counts:
-        if kind in _REPEATED_KINDS:
-            per_session[(session_id, kind)] += n
-    pairs = {pair for pair, n in per_session.items() if n > 1}
-    if not pairs:
-        return []
-    sessions, kinds = {s for s, _ in pairs}, {k for _, k in pairs}
     matched = list(
-        qs.filter(session_id__in=sessions, kind__in=kinds)
+        _narrowed(scope, filters)
+        .filter(_INSIGHT_KINDS_SQL)
+        .filter(matching_row(query))
         .order_by()
         .values_list("pk", "insight_id", "kind", "channel", "session_id", "day")
     )
+    per_session = Counter((session_id, kind) for _, _, kind, _, session_id, _ in matched)
+    pairs = {pair for pair, n in per_session.items() if n > 1}
+    if not pairs:
+        return []
+    matched = [row for row in matched if (row[4], row[2]) in pairs]
+    sessions, kinds = {s for s, _ in pairs}, {k for _, k in pairs}
     stored: dict[tuple[int, str], list[Insight]] = {}
     for insight in Insight.objects.filter(session_id__in=sessions, kind__in=kinds).only(
         "id", "session_id", "stream_id", "kind", "text", "start_ms", "end_ms"
@@ -378,35 +451,177 @@ def _repeated_copies(
     return repeated
 
 
+def _first_matches(
+    query: search_text.Query, scope: list[int], filters: Filters, left_out: list[int], cap: int
+) -> list[tuple[int, int]]:
+    """(id, start_ms) of up to ``cap + 1`` matching entries, in no order: the full-text
+    index yields them one by one and the query stops there, however many more there are.
+    At most ``cap`` is all of them: the page is sorted from these (one full-text lookup
+    for the count and the page); more says "past the cap"."""
+    qs = _narrowed(scope, filters)
+    if left_out:
+        qs = qs.exclude(pk__in=left_out)
+    if connection.vendor == "postgresql":
+        if not query.has_prefix:
+            # The GIN predicate names the sessions itself (matching()): "session_id IN" beside
+            # it only adds a second bitmap to intersect (a prefix query's names none).
+            qs = _narrowed(scope, filters, by_session=False)
+            if left_out:
+                qs = qs.exclude(pk__in=left_out)
+        return list(
+            qs.filter(matching(query, scope)).order_by().values_list("id", "start_ms")[: cap + 1]
+        )
+    # SQLite reads "id IN (SELECT rowid FROM fts ...)" by collecting every match first; read
+    # from the FTS5 table instead (CROSS JOIN keeps it the outer loop), so LIMIT stops it.
+    where, params = qs.query.get_compiler(connection=connection).compile(qs.query.where)
+    table = SearchEntry._meta.db_table
+    sql = (
+        f"SELECT {table}.id, {table}.start_ms FROM {FTS_TABLE} CROSS JOIN {table} "  # noqa: S608
+        f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s AND {where} LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [query.to_fts5(scope), *params, cap + 1])
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+# Where a branch of _newest_by_session names its session: no session has this id.
+_ANY_SESSION = -1
+
+
+def _newest_by_session(
+    query: search_text.Query,
+    scope: list[int],
+    filters: Filters,
+    left_out: list[int],
+    offset: int,
+    limit: int,
+) -> list[int]:
+    """Ids of the page ``offset:offset + limit`` of the matches, newest first, read in time
+    order: each session's entries newest first through its (session, time) index, each row
+    tested by itself, the sessions merged. For a common word this reads a few rows past the
+    page instead of every match (which the full-text index would hand over unordered, all
+    of them to be sorted for the first 20): the page costs about the same whatever the word.
+    """
+    # One branch per session, the same statement but for the session: compiled once (the ORM
+    # compiles slower than the database answers a branch), the session id set per branch.
+    branch = (
+        _narrowed([], filters, by_session=False)
+        .filter(session_id=_ANY_SESSION)
+        .filter(matching_row(query))
+    )
+    if left_out:
+        branch = branch.exclude(pk__in=left_out)
+    sql, template = (
+        branch.order_by("-start_ms", "-id")
+        .values_list("id", "start_ms")[: offset + limit]
+        .query.sql_with_params()
+    )
+    at = template.index(_ANY_SESSION)
+    parts: list[str] = []
+    params: list[object] = []
+    for session_id in scope:
+        parts.append(f"SELECT * FROM ({sql}) AS s{len(parts)}")  # noqa: S608 -- ORM-compiled
+        params.extend([*template[:at], session_id, *template[at + 1 :]])
+    sql = " UNION ALL ".join(parts) + " ORDER BY 2 DESC, 1 DESC LIMIT %s OFFSET %s"
+    # SET LOCAL needs a transaction; SQLite needs neither (and its transactions here take the
+    # write lock: BEGIN IMMEDIATE).
+    postgres = connection.vendor == "postgresql"
+    with transaction.atomic() if postgres else nullcontext(), connection.cursor() as cursor:
+        if postgres:
+            # PostgreSQL cannot estimate how many rows of a session match (a phrase: 25 times
+            # too few at 5 M lines), and on a low guess it reads the whole session and sorts
+            # it. Without sorts and bitmaps to choose from, each branch reads its session
+            # newest first through search_session_newest_idx and stops with the page: the
+            # plan this function is for, whatever the estimate (for this statement only).
+            cursor.execute("SET LOCAL enable_sort = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(sql, [*params, limit, offset])
+        return [row[0] for row in cursor.fetchall()]
+
+
 def search(
     query: search_text.Query,
     session_ids: Iterable[int],
     filters: Filters = Filters(),
     *,
     page: int = 1,
-    page_size: int = PAGE_SIZE,
+    page_size: int | None = None,
+    count_cap: int | None = None,
 ) -> Results:
-    """One page of hits, with facet counts over all of them."""
+    """One page of hits, newest first, and how many there are up to ``count_cap`` (defaults:
+    PAGE_SIZE, COUNT_CAP; the facets are :func:`facet_counts`, asked for apart)."""
+    page_size = PAGE_SIZE if page_size is None else page_size
+    count_cap = COUNT_CAP if count_cap is None else count_cap
     results = Results(query=query)
-    session_ids = list(session_ids)
-    if query.is_empty or not session_ids:
+    scope = _scope(session_ids, filters)
+    if query.is_empty or not scope:
         return results
-    qs = matches(query, session_ids, filters)
-    groups = list(
-        qs.order_by().values_list("kind", "channel", "session_id", "day").annotate(n=Count("id"))
-    )
     # VideoDB's repetitions are one hit: the first matching copy of each group stands for the
-    # others (sessions_app/history/repeats.py). The counts are of hits as listed, not of rows:
-    # a copy left out is taken off the facet it was counted in, so the total, the pages and
-    # every facet add up to the list (a facet never says 22 where the list shows 8).
-    repeated = _repeated_copies(qs, groups)
-    if repeated:
-        qs = qs.exclude(pk__in=[pk for pk, *_ in repeated])
+    # others (sessions_app/history/repeats.py). A copy left out is neither listed nor
+    # counted, so the total and the pages add up to the list.
+    repeated = _repeated_copies(query, scope, filters)
+    left_out = [pk for pk, *_ in repeated]
+    found = _first_matches(query, scope, filters, left_out, count_cap)
+    results.capped = len(found) > count_cap
+    results.total = min(len(found), count_cap)
+    if results.capped:
+        results.page = max(1, page)
+    else:
+        results.pages = max(1, -(-results.total // page_size)) if results.total else 0
+        results.page = min(max(1, page), max(1, results.pages))
+    offset = (results.page - 1) * page_size
+    if not results.capped:
+        # Every match is in hand: the page is theirs, newest first (the order of matches()).
+        newest = sorted(found, key=lambda row: (row[1], row[0]), reverse=True)
+        ids = [pk for pk, _ in newest[offset : offset + page_size + 1]]
+    elif len(scope) <= MAX_MERGED_SESSIONS:
+        # Many matches: read them in time order instead of all of them (_newest_by_session);
+        # one more than the page says whether a next page exists.
+        ids = _newest_by_session(query, scope, filters, left_out, offset, page_size + 1)
+    else:
+        qs = matches(query, scope, filters)
+        if left_out:
+            qs = qs.exclude(pk__in=left_out)
+        ids = list(qs.values_list("pk", flat=True)[offset : offset + page_size + 1])
+    results.has_next = len(ids) > page_size
+    by_id = SearchEntry.objects.select_related("stream", "brief_item", "session").in_bulk(
+        ids[:page_size]
+    )
+    entries = [by_id[pk] for pk in ids[:page_size]]
+    results.hits = [
+        Hit(
+            entry=e,
+            snippet=search_text.highlight(e.text, query),
+            session=e.session,
+            speaker=e.stream.speaker if e.kind == SearchEntry.Kind.SPEECH else "",
+        )
+        for e in entries
+    ]
+    return results
+
+
+def facet_counts(
+    query: search_text.Query, session_ids: Iterable[int], filters: Filters = Filters()
+) -> FacetCounts:
+    """Every hit counted by kind, channel, session and day (the ten biggest sessions, the
+    ten latest days), each repeated insight once, as :func:`search` lists them."""
+    counts = FacetCounts()
+    scope = _scope(session_ids, filters)
+    if query.is_empty or not scope:
+        return counts
+    groups = list(
+        matches(query, scope, filters)
+        .order_by()
+        .values_list("kind", "channel", "session_id", "day")
+        .annotate(n=Count("id"))
+    )
+    # A copy left out of the list is taken off the facet it was counted in, so every facet
+    # adds up to the list (a facet never says 22 where the list shows 8).
+    left_out = [(*row[1:], -1) for row in _repeated_copies(query, scope, filters)]
     by_kind: Counter[str] = Counter()
     by_channel: Counter[str] = Counter()
     by_session: Counter[int] = Counter()
     by_day: Counter[date] = Counter()
-    left_out = [(*row[1:], -1) for row in repeated]
     for kind, channel, session_id, day, n in [*groups, *left_out]:
         by_kind[kind] += n
         by_channel[channel] += n
@@ -415,24 +630,14 @@ def search(
     for counter in (by_kind, by_channel, by_session, by_day):
         for key in [key for key, n in counter.items() if n <= 0]:
             del counter[key]
-    results.total = sum(by_kind.values())
-    results.pages = max(1, -(-results.total // page_size)) if results.total else 0
-    results.page = min(max(1, page), max(1, results.pages))
-    offset = (results.page - 1) * page_size
-    entries = list(qs.select_related("stream", "brief_item")[offset : offset + page_size])
-    sessions = CaptureSession.objects.in_bulk({e.session_id for e in entries} | set(by_session))
-    results.hits = [
-        Hit(
-            entry=e,
-            snippet=search_text.highlight(e.text, query),
-            session=sessions[e.session_id],
-            speaker=e.stream.speaker if e.kind == SearchEntry.Kind.SPEECH else "",
-        )
-        for e in entries
-    ]
+    counts.total = sum(by_kind.values())
+    biggest = by_session.most_common(10)
+    titles = dict(
+        CaptureSession.objects.filter(pk__in=[s for s, _ in biggest]).values_list("pk", "title")
+    )
     kinds = dict(SearchEntry.Kind.choices)
     channels = dict(RTStream.Kind.choices)
-    results.facets = {
+    counts.facets = {
         "kind": [
             Facet(k, kinds.get(k, k), n, k in filters.kinds) for k, n in by_kind.most_common()
         ],
@@ -441,12 +646,11 @@ def search(
             for c, n in by_channel.most_common()
         ],
         "session": [
-            Facet(str(s), sessions[s].title, n, s in filters.session_ids)
-            for s, n in by_session.most_common(10)
+            Facet(str(s), titles.get(s, ""), n, s in filters.session_ids) for s, n in biggest
         ],
         "day": [
             Facet(d.isoformat(), d.isoformat(), n)
             for d, n in sorted(by_day.items(), reverse=True)[:10]
         ],
     }
-    return results
+    return counts

@@ -55,6 +55,7 @@ MAX_ALTERNATIVES = 16
 MIN_PREFIX = 2
 
 
+@lru_cache(maxsize=200_000)  # words repeat: every snippet of a search page folds its words again
 def fold(word: str) -> str:
     """Case- and accent-insensitive form: "Café" and "CAFE" are the same word."""
     decomposed = unicodedata.normalize("NFKD", word)
@@ -160,6 +161,24 @@ class Query:
             scope = " OR ".join(f'"s{int(pk)}"' for pk in session_ids) or '"s0"'
             expression = f"scope : ({scope}) AND {expression}"
         return expression
+
+    def to_sqlite_row(self, column: str) -> tuple[str, list[str]]:
+        """SQLite SQL (and its parameters) testing one row's ``column`` of terms itself, the
+        FTS5 index unused: the same test as :meth:`to_fts5`, since terms are tokens joined by
+        single spaces and FTS5 splits them at those spaces. A word or phrase is a substring
+        " tok tok " of " terms ", a prefix a substring " tok" of " terms"."""
+        params: list[str] = []
+
+        def one(m: Match) -> str:
+            if m.kind == "prefix":
+                params.append(f" {m.tokens[0]}")
+                return f"instr(' ' || {column}, %s) > 0"
+            params.append(" " + " ".join(m.tokens) + " ")
+            return f"instr(' ' || {column} || ' ', %s) > 0"
+
+        parts = ["(" + " OR ".join(one(m) for m in clause) + ")" for clause in self.clauses]
+        parts += [f"NOT {one(m)}" for m in self.excluded]
+        return "(" + " AND ".join(parts) + ")", params
 
 
 # A quoted phrase (the closing quote may be missing), or a run of anything but space.

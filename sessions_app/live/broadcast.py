@@ -120,6 +120,25 @@ def render(item: Model, *, session: CaptureSession, oob: bool = True) -> str:
     return render_to_string(f"{template}#{name}", context)
 
 
+def render_interim(stream: RTStream, *, text: str, start_ms: int) -> str:
+    """A line still being spoken, pushed and never stored (``live/interim.py``). One element
+    per stream (``interim-<stream id>``): the next interim replaces it, and the stored final
+    of the same line removes it (static/copilot/live.js). It has no ``data-seq``: nothing
+    numbered, so it never moves a browser's resume cursor."""
+    context = {
+        "stream": stream,
+        "text": text,
+        "start_ms": start_ms,
+        "offset": offset_label(stream.session, start_ms),
+    }
+    return render_to_string(f"{LIVE_TEMPLATE}#interim", context)
+
+
+def interim_message(stream: RTStream, *, text: str, start_ms: int) -> LiveUpdate:
+    html = render_interim(stream, text=text, start_ms=start_ms)
+    return {"type": "live.update", "seq": UNSEQUENCED, "html": html}
+
+
 def render_status(session: CaptureSession, *, oob: bool = True) -> str:
     context = {"session": session, "oob": oob, "status_rank": STATUS_RANKS[session.status]}
     return render_to_string(f"{LIVE_TEMPLATE}#status", context)

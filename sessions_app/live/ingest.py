@@ -1,5 +1,8 @@
 """Storing VideoDB's real-time events exactly once, each with a session sequence number.
 
+Interim transcript text is not stored: it is superseded within a second, so the relay
+shows it without the database (``live/interim.py``); ``store`` takes final text only.
+
 Every path that brings an event in (the relay's socket, its backfill, alert callbacks)
 stores it with ``store``, so idempotency is written once: the unique constraints in
 models.py turn a repeat into "nothing new", and only a real change takes a sequence number
@@ -42,13 +45,16 @@ def store(
     stream: RTStream, event: Event, *, heard_now: bool = False
 ) -> broadcast.LiveUpdate | None:
     """Store one event of ``stream`` and render its live update; None when it changed
-    nothing (a repeat, a late interim, an alert stored by the other path).
+    nothing (a repeat, an alert stored by the other path).
 
     ``heard_now``: the event just arrived over the socket, so the stream is alive (the health
-    panel's "last event"); a backfilled record or a callback says nothing about now.
+    panel's "last event"); a backfilled record or a callback says nothing about now. The
+    relay asks for it at most once per ``relay.LIVENESS_SECONDS`` per stream.
     """
+    if isinstance(event, TranscriptInput) and not event.is_final:
+        raise ValueError("interim text is not stored: the relay shows it (live/interim.py)")
     if heard_now:
-        _touch_stream(stream, event.end_ms)
+        touch_stream(stream.pk, event.end_ms)
     item: TranscriptSegment | Insight | Alert | None
     if isinstance(event, TranscriptInput):
         item = _record_transcript(stream, event)
@@ -189,18 +195,18 @@ def _videodb_shows(alert: Alert) -> bool:
     return False
 
 
-def _touch_stream(stream: RTStream, event_end_ms: int) -> None:
+def touch_stream(stream_id: int, event_end_ms: int) -> None:
     """Record that the stream is alive: the health panel's "last event" and its age."""
-    RTStream.objects.filter(pk=stream.pk).update(
+    RTStream.objects.filter(pk=stream_id).update(
         last_event_ms=event_end_ms, last_event_received_at=timezone.now()
     )
 
 
 def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSegment | None:
-    """Store a transcript event. Returns the segment if this changed it, None otherwise.
+    """Store a final line. Returns the segment if this changed it, None for a repeat.
 
-    Interim text for a start time updates its row in place; the final replaces it; a late
-    interim after the final, or a repeat of what is stored, changes nothing.
+    A row an older version stored for interim text at the same start time is finalised in
+    place (its id, which a citation may name, is kept).
     """
     end_ms = max(event.end_ms, event.start_ms)
     with transaction.atomic():
@@ -216,7 +222,7 @@ def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSe
                         session_id=stream.session_id,
                         stream=stream,
                         text=event.text,
-                        is_final=event.is_final,
+                        is_final=True,
                         start_ms=event.start_ms,
                         end_ms=end_ms,
                         seq=next_seq(stream.session_id),
@@ -226,12 +232,10 @@ def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSe
                     stream=stream, start_ms=event.start_ms
                 )
         segment.stream = stream  # already loaded: saves a query when search indexes it
-        if segment.is_final and not event.is_final:
-            return None
-        if (segment.text, segment.is_final, segment.end_ms) == (event.text, event.is_final, end_ms):
+        if (segment.text, segment.is_final, segment.end_ms) == (event.text, True, end_ms):
             return None
         segment.text = event.text
-        segment.is_final = event.is_final
+        segment.is_final = True
         segment.end_ms = end_ms
         segment.seq = next_seq(stream.session_id)
         segment.save(update_fields=["text", "is_final", "end_ms", "seq", "updated_at"])

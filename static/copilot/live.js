@@ -205,6 +205,12 @@
     document.querySelectorAll(".session-page[data-phase]").forEach(function (page) {
       page.dataset.phase = phase;
     });
+    if (phase === "ended") {
+      // No final will come for a line still shown as spoken: it was not finished live.
+      document.querySelectorAll('[data-list-root="transcript"] li[id^="interim-"]').forEach(function (line) {
+        line.remove();
+      });
+    }
     if (before === "waiting" && phase !== "waiting") {
       var handoff = document.getElementById("handoff");
       if (handoff) handoff.open = false; // folded: the live view is what matters now
@@ -232,12 +238,52 @@
     return true;
   }
 
+  // --- interim lines: one element per stream (interim-<stream>), never stored -----------
+  // The stored final of a line (seg-<id>) replaces its interim: the interim element goes
+  // when a final of the same stream starting at or after it arrives, and an interim of a
+  // line whose final is on the page already (late, or resent on resume) is not shown.
+
+  var settled = {}; // stream id -> start (data-order) of the newest final line on the page
+
+  function isInterim(element) {
+    return !!element.id && element.id.indexOf("interim-") === 0;
+  }
+
+  function noteFinal(line) {
+    var stream = line.dataset.stream;
+    var order = num(line.dataset.order, 0);
+    if (!stream || line.classList.contains("interim")) return;
+    if (settled[stream] === undefined || order > settled[stream]) settled[stream] = order;
+    var shown = document.getElementById("interim-" + stream);
+    if (shown && num(shown.dataset.order, 0) <= order) shown.remove();
+  }
+
+  function lateInterim(element) {
+    if (!isInterim(element)) return false;
+    var done = settled[element.dataset.stream];
+    if (done !== undefined && num(element.dataset.order, 0) <= done) return true;
+    var shown = document.getElementById(element.id);
+    // An interim of an earlier line than the one shown: it was overtaken.
+    return !!shown && num(element.dataset.order, 0) < num(shown.dataset.order, 0);
+  }
+
+  document.querySelectorAll('[data-list-root="transcript"] li.line[id^="seg-"]').forEach(noteFinal);
+
   // Before htmx swaps a message: give each new item an empty slot in its list, so the
   // swap that follows fills it in place (htmx swaps by id; it cannot know where a new id
   // belongs). The slot's seq is -1, below any real copy.
   function prepareSlot(incoming) {
-    if (!incoming.id) return;
+    if (!incoming.id || lateInterim(incoming)) return;
     var present = document.getElementById(incoming.id);
+    if (present && isInterim(incoming)) {
+      // The stream's next line: its interim element moves to where that line starts.
+      if (present.dataset.order !== incoming.dataset.order) {
+        present.remove();
+        present.dataset.order = incoming.dataset.order;
+        insertInOrder(present);
+      }
+      return;
+    }
     if (present) {
       // A newer copy that belongs elsewhere in its list (a brief item whose earliest cited
       // moment changed): move it there first, and the swap fills it in its new place.
@@ -264,6 +310,10 @@
     var fragment = event.detail.fragment;
     var incoming = fragment && (fragment.firstElementChild || fragment);
     if (!target || !incoming || !target.dataset || !incoming.dataset) return;
+    if (lateInterim(incoming)) {
+      event.detail.shouldSwap = false; // its final is on the page, or a later line is shown
+      return;
+    }
     if (target.dataset.rank !== undefined && incoming.dataset.rank !== undefined &&
         num(incoming.dataset.rank, 0) < num(target.dataset.rank, 0)) {
       event.detail.shouldSwap = false; // a late copy of an earlier status
@@ -279,7 +329,8 @@
   // its id, so put it into its list here.
   document.addEventListener("htmx:oobErrorNoTarget", function (event) {
     var element = event.detail.content;
-    if (element && element.dataset && element.dataset.list && !document.getElementById(element.id)) {
+    if (element && element.dataset && element.dataset.list && !document.getElementById(element.id) &&
+        !lateInterim(element)) {
       if (insertInOrder(element)) htmx.process(element);
     }
   });
@@ -458,7 +509,15 @@
     lastHeard = Date.now();
     var template = document.createElement("template");
     template.innerHTML = event.detail.message;
-    Array.prototype.forEach.call(template.content.children, function (incoming) {
+    var children = template.content.children;
+    if (children.length && Array.prototype.every.call(children, lateInterim)) {
+      // An interim the page must not show (its line's final is here already): nothing to
+      // swap, and htmx would report an element it cannot place.
+      markHeard(children[0].dataset.stream);
+      event.preventDefault();
+      return;
+    }
+    Array.prototype.forEach.call(children, function (incoming) {
       if (incoming.id === "live-status") {
         statusArrived = true;
       } else if (incoming.id === "live-heartbeat") {
@@ -479,6 +538,7 @@
         var known = document.getElementById(incoming.id);
         heardNew(incoming, known);
         if (incoming.dataset.list === "health" && !known) streamsChanged = true;
+        if (incoming.dataset.list === "transcript" && !isInterim(incoming)) noteFinal(incoming);
         prepareSlot(incoming);
       }
     });

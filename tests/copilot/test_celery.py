@@ -9,12 +9,14 @@ result backend: a worker is seen to run a task by what the task stores.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import pytest
 
 from copilot.celery import RETRY_DELAY_MAX_SECONDS, app, retry_delay
+from sessions_app.intelligence.schedule import REFRESH_TASK
 from sessions_app.models import CaptureSession
-from sessions_app.tasks import sync_session
+from sessions_app.tasks import process_delivery, rebuild_search, refresh_brief, sync_session
 from tests.conftest import start_worker, wait_until
 
 
@@ -105,3 +107,83 @@ def test_the_first_delay_comes_from_task_retry_base_seconds(settings) -> None:
     assert 9 < max(delays(1)) <= 10
     settings.TASK_RETRY_BASE_SECONDS = 0
     assert set(delays(3)) == {0}
+
+
+# --- one queue per kind of task -------------------------------------------------------------
+
+
+def waiting(queue: str) -> int:
+    """Messages waiting on ``queue`` in the configured broker (memory or Redis)."""
+    with app.connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue, passive=True).message_count
+
+
+@pytest.fixture
+def empty_queues(settings) -> Iterator[None]:
+    def purge() -> None:
+        with app.connection_for_write() as connection:
+            for queue in settings.TASK_QUEUES:
+                connection.default_channel.queue_purge(queue)
+
+    purge()
+    yield
+    purge()
+
+
+@pytest.mark.django_db
+def test_each_kind_of_task_is_published_to_its_own_queue(empty_queues) -> None:
+    # No worker runs: the messages stay where the broker put them.
+    process_delivery.delay(1)
+    sync_session.delay(1)
+    refresh_brief.delay(1)
+    app.send_task(REFRESH_TASK, args=(1,))  # how the live path asks for a brief
+    rebuild_search.delay(1)
+    assert {queue: waiting(queue) for queue in ("lifecycle", "intelligence", "indexing")} == {
+        "lifecycle": 2,
+        "intelligence": 2,
+        "indexing": 1,
+    }
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(90)
+def test_a_lifecycle_worker_processes_a_webhook_while_intelligence_tasks_wait(
+    videodb, owner, tmp_path, empty_queues
+) -> None:
+    from django.test import Client
+
+    from sessions_app.capture import handoff
+    from sessions_app.models import WebhookDelivery, url_secret
+
+    session = handoff.create_session(owner, title="Queues", audio_prompt="", visual_prompt="")
+    # Briefs waiting for a worker that is busy elsewhere (or slow, or down): none of them may
+    # stand between a webhook and the worker that handles it.
+    for _ in range(20):
+        refresh_brief.delay(session.pk, final=True)
+    worker = start_worker(
+        tmp_path, queues=["lifecycle"], VIDEODB_BASE_URL=videodb.base_url, VIDEODB_API_KEY=None
+    )
+    try:
+        body = {
+            "version": "2",
+            "event": "capture_session.created",
+            "event_id": "evt-queues",
+            "timestamp": "2026-01-20T12:34:56Z",
+            "capture_session_id": session.videodb_id,
+            "status": "created",
+            "data": {},
+        }
+        secret = url_secret(session.webhook_secret, "lifecycle")
+        response = Client().post(
+            f"/webhooks/videodb/{secret}/", data=body, content_type="application/json"
+        )
+        assert response.json() == {"status": "accepted"}
+        wait_until(
+            lambda: WebhookDelivery.objects.get().outcome == "processed",
+            timeout=60,
+            what="the lifecycle worker to process the delivery",
+        )
+        assert waiting("intelligence") == 20
+    finally:
+        worker.stop()

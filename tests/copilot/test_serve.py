@@ -121,3 +121,38 @@ def test_the_server_queues_a_burst_of_thousands_of_connects(
 def somaxconn() -> int:
     """The kernel's cap on any listen backlog."""
     return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def sign_in_fails(url: str, username: str, client_address: str) -> str:
+    """One wrong password from ``client_address`` as the balancer names it; the page's error."""
+    web = requests.Session()
+    headers = {"X-Real-IP": client_address}
+    page = web.get(f"{url}/accounts/login/", headers=headers, timeout=15)
+    for cookie in page.cookies:  # marked Secure; this is plain HTTP
+        web.cookies.set(cookie.name, cookie.value)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+    answer = web.post(
+        f"{url}/accounts/login/",
+        data={"username": username, "password": "wrong", "csrfmiddlewaretoken": token},
+        headers=headers,
+        timeout=15,
+    )
+    assert answer.status_code == 200, answer.status_code
+    return answer.text
+
+
+def test_behind_a_balancer_sign_in_limits_count_each_client_address(
+    transactional_db: None, tmp_path: Path
+) -> None:
+    # Every request comes from the balancer: without the header, one guesser would lock
+    # everyone out. With it, each client's address is its own.
+    url, server = start_server(
+        tmp_path, FORWARDED_ADDRESS_HEADER="X-Real-IP", LOGIN_ADDRESS_FAILURE_LIMIT="2"
+    )
+    try:
+        for username in ("amy", "bob"):
+            assert "Too many failed attempts" not in sign_in_fails(url, username, "203.0.113.7")
+        assert "Too many failed attempts" in sign_in_fails(url, "cat", "203.0.113.7")
+        assert "Too many failed attempts" not in sign_in_fails(url, "dan", "203.0.113.8")
+    finally:
+        server.stop()

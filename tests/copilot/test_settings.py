@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,23 @@ def test_start_up_accepts_a_missing_secret_key_in_debug() -> None:
             "VIDEODB_CLIENT_TOKEN_TTL must be a whole number",
         ),
         ("CHANNEL_CAPACITY", "0", "CHANNEL_CAPACITY must be at least 10"),
+        (
+            "CHANNEL_REDIS_URLS",
+            "redis://a:6379/0,localhost:6380",
+            "CHANNEL_REDIS_URLS must start with redis://",
+        ),
+        (
+            "CHANNEL_REDIS_URLS",
+            "redis://a:6379/0,,",
+            "CHANNEL_REDIS_URLS must be a comma-separated",
+        ),
+        (
+            "CHANNEL_REDIS_URLS",
+            "redis://a:6379/0,redis://a:6379/0",
+            "CHANNEL_REDIS_URLS names a server more than once",
+        ),
+        ("CHANNEL_REDIS_URLS", "redis://a:6379/0", "CHANNEL_REDIS_URLS needs REDIS_URL"),
+        ("FORWARDED_ADDRESS_HEADER", "X-Real-IP: 1", "FORWARDED_ADDRESS_HEADER must be a header"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be"),
     ],
 )
@@ -81,6 +99,44 @@ def test_start_up_refuses_a_malformed_variable_and_names_it(
     assert message in result.stderr
     # One clear line, not a wall of traceback through Django's internals.
     assert "ImproperlyConfigured" in result.stderr
+
+
+def channel_layer_hosts(**variables: str) -> list[dict]:
+    """The channel layer's hosts as a fresh start-up with ``variables`` configures them."""
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CHANNEL_REDIS_URLS"}}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json, django; django.setup(); from django.conf import settings as s; "
+            "print(json.dumps(s.CHANNEL_LAYERS['default']['CONFIG']['hosts']))",
+        ],
+        cwd=ROOT,
+        env={**env, **variables, "DJANGO_SETTINGS_MODULE": "copilot.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def test_the_channel_layer_is_sharded_over_every_listed_server_with_the_same_options() -> None:
+    one = channel_layer_hosts(REDIS_URL="redis://broker:6379/0")
+    shards = channel_layer_hosts(
+        REDIS_URL="redis://broker:6379/0",
+        CHANNEL_REDIS_URLS="redis://live-0:6379/0, redis://live-1:6379/0",
+    )
+    assert [host["address"] for host in one] == ["redis://broker:6379/0"]
+    # In the order given: channels-redis places groups by position in this list.
+    assert [host["address"] for host in shards] == [
+        "redis://live-0:6379/0",
+        "redis://live-1:6379/0",
+    ]
+    options = {key: value for key, value in one[0].items() if key != "address"}
+    assert options["socket_timeout"] > 5 and options["max_connections"] > 100
+    for host in shards:
+        assert {key: value for key, value in host.items() if key != "address"} == options
 
 
 def test_public_base_url_is_trusted_as_host_and_origin() -> None:

@@ -42,7 +42,9 @@ def take_seq(session_id: int) -> int:
 def say(
     stream: RTStream, text: str, start_ms: int, *, final: bool = False, session_start_ms: int = 0
 ) -> TranscriptSegment:
-    """Store (or update in place) the segment starting at ``start_ms``: interim, then final."""
+    """Store (or update in place) the segment starting at ``start_ms``. ``final=False`` makes
+    the interim row an older version stored (interim text is no longer stored: the relay
+    pushes it, sessions_app/live/interim.py); pages must still show such rows sensibly."""
     start = session_start_ms + start_ms
     with transaction.atomic():
         segment, _ = TranscriptSegment.objects.update_or_create(

@@ -734,19 +734,29 @@ def test_a_sessions_change_page_costs_the_same_queries_for_one_alert_or_many(
     assert count_queries(staff_client, path) == one
 
 
-def test_rebuild_search_action_reindexes_the_selected_sessions(staff_client: Client, world) -> None:
+def test_rebuild_search_action_reindexes_the_selected_sessions_in_a_task(
+    staff_client: Client, world, django_capture_on_commit_callbacks
+) -> None:
     from sessions_app.history import search
     from sessions_app.models import SearchEntry
+    from sessions_app.tasks import rebuild_search
 
     expected = len(search.entries_for(world["session"]))
     SearchEntry.objects.all().delete()
-    response = staff_client.post(
-        admin_url(CaptureSession, "changelist"),
-        {"action": "rebuild_search", "_selected_action": [world["session"].pk]},
-        follow=True,
-    )
+    with django_capture_on_commit_callbacks(execute=False) as enqueue:
+        response = staff_client.post(
+            admin_url(CaptureSession, "changelist"),
+            {"action": "rebuild_search", "_selected_action": [world["session"].pk]},
+            follow=True,
+        )
     assert response.status_code == 200
-    assert f"Indexed {expected} moment(s)." in response.text
+    assert "Rebuilding the search entries of 1 session(s) in the background." in response.text
+    assert SearchEntry.objects.count() == 0  # nothing done inside the request
+    session_id = world["session"].pk
+    assert [(callback.func, callback.args) for callback in enqueue] == [
+        (rebuild_search.delay, (session_id,))
+    ]
+    rebuild_search.apply(args=(session_id,))  # what the worker runs, run here
     assert SearchEntry.objects.filter(session=world["session"]).count() == expected
 
 

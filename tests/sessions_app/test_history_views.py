@@ -349,3 +349,91 @@ def test_each_list_filters_through_the_shared_form_swapping_only_its_list(
     assert "Clear filters" not in plain
     filtered = owner_client.get(f"{path}?{param}").content.decode()
     assert f'<a href="{path}">Clear filters</a>' in filtered
+
+
+# --- search: hits first, counts after --------------------------------------------------------
+
+
+def test_the_search_page_shows_its_hits_and_loads_the_counts_after_them(past_meeting, owner_client):
+    body = owner_client.get(reverse("search"), {"q": "price", "kind": "visual"}).text
+    assert "<mark>price</mark>" in body and "1 moment found" in body
+    facets_url = reverse("search_facets") + "?q=price&amp;kind=visual"
+    # htmx asks for the counts once the hits are shown; without JavaScript, the same link.
+    assert f'hx-get="{facets_url}" hx-trigger="load"' in body
+    assert f'<a href="{facets_url}">Counts by kind' in body
+    assert 'aria-live="polite"' in body.split('class="facets"')[1].split(">")[0]
+    assert "kind=alert" not in body  # no facet counted on the way to the hits
+
+
+def test_the_counts_come_as_the_region_to_htmx_and_as_a_page_without_javascript(
+    past_meeting, owner_client
+):
+    url = reverse("search_facets")
+    region = owner_client.get(url, {"q": "price"}, headers={"HX-Request": "true"}).text
+    assert region.lstrip().startswith('<div id="search-facets" aria-busy="false">')
+    assert "<html" not in region
+    assert "3 moments in all" in region
+    assert 'hx-get="/search/?q=price&amp;kind=visual"' in region  # swaps the results
+    page = owner_client.get(url, {"q": "price"}).text
+    assert "<html" in page and "Back to the results" in page
+    assert 'href="/search/?q=price&amp;kind=visual"' in page
+    assert "hx-get" not in page.split("<main")[1]  # plain links back to the search
+
+
+@pytest.mark.parametrize("who", ["owner", "viewer", "shared_user"])
+def test_those_allowed_get_the_counts_of_what_they_may_view(who, past_meeting, request):
+    client = request.getfixturevalue(f"{who}_client")
+    response = client.get(reverse("search_facets"), {"q": "confidential"})
+    assert response.status_code == 200
+    assert past_meeting.title in response.text and "1 moment in all" in response.text
+
+
+def test_a_stranger_gets_no_counts_of_a_session_not_theirs(past_meeting, stranger_client):
+    url = reverse("search_facets")
+    response = stranger_client.get(url, {"q": "confidential"}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert past_meeting.title not in response.text and "in all" not in response.text
+    # Naming the session is a parameter the page never sends them: refused, and nothing leaks.
+    named = stranger_client.get(url, {"q": "confidential", "session": past_meeting.pk})
+    assert named.status_code == 400
+    assert past_meeting.title not in named.text
+
+
+def test_an_anonymous_visitor_asking_for_counts_is_sent_to_sign_in(past_meeting, client):
+    response = client.get(reverse("search_facets"), {"q": "confidential"})
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"kind": "bogus"}, {"channel": "nope"}, {"session": "abc"}, {"date_from": "nope"},
+     {"date_to": "2026-13-40"}],
+)  # fmt: skip
+def test_bad_parameters_for_the_counts_are_a_400(past_meeting, owner_client, params):
+    response = owner_client.get(reverse("search_facets"), {"q": "price", **params})
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/plain")
+
+
+def test_the_counts_link_leaves_out_a_filter_the_page_reported(past_meeting, owner_client):
+    body = owner_client.get(reverse("search"), {"q": "price", "date_from": "nope"}).text
+    assert "Enter a valid date" in body
+    link = reverse("search_facets") + "?q=price"
+    assert f'hx-get="{link}"' in body
+    assert owner_client.get(reverse("search_facets"), {"q": "price"}).status_code == 200
+
+
+def test_past_the_count_cap_the_page_says_so_and_pages_on(past_meeting, owner_client, monkeypatch):
+    from sessions_app.history import search
+
+    monkeypatch.setattr(search, "COUNT_CAP", 2)
+    monkeypatch.setattr(search, "PAGE_SIZE", 1)
+    body = owner_client.get(reverse("search"), {"q": "price"}).text
+    assert "2+ moments found" in body
+    assert "Page 1</span>" in body and "Page 1 of" not in body
+    assert 'href="?q=price&amp;page=2"' in body and 'rel="next"' in body
+    # The counts, loaded after, have the exact figure.
+    assert "3 moments in all" in owner_client.get(reverse("search_facets"), {"q": "price"}).text
+    last = owner_client.get(reverse("search"), {"q": "price", "page": 3}).text
+    assert 'rel="prev"' in last and 'rel="next"' not in last

@@ -15,10 +15,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.utils import timezone
 
-from sessions_app.live import broadcast
+from sessions_app.live import broadcast, interim
 from sessions_app.models import (
     CaptureSession,
     RTStream,
@@ -46,6 +47,19 @@ AT_BOTTOM = (
 def push(session: CaptureSession, *items) -> None:
     """What the relay does after storing: publish each item's fragment to the session."""
     orm(lambda: broadcast.publish(session, [broadcast.message(item, session) for item in items]))
+
+
+def push_interim(stream: RTStream, text: str, start_ms: int) -> None:
+    """What the relay does with interim text: keep it for pages that connect mid-line, and
+    push it to the pages open now (sessions_app/relay.py)."""
+
+    def work() -> None:
+        loaded = RTStream.objects.select_related("session").get(pk=stream.pk)
+        update = broadcast.interim_message(loaded, text=text, start_ms=start_ms)
+        async_to_sync(interim.show)(loaded.session_id, loaded.pk, start_ms, update["html"])
+        broadcast.publish(loaded.session, [update])
+
+    orm(work)
 
 
 def until(page: Page, script: str, timeout: float = 10.0) -> None:
@@ -214,25 +228,37 @@ def test_after_a_network_drop_the_page_resumes_without_gaps_or_duplicates(
 
 
 @pytest.mark.services
-def test_pushed_interim_text_is_replaced_in_place_by_the_final(
+def test_pushed_interim_text_is_replaced_by_the_final_and_shown_to_a_viewer_mid_line(
     live_server_url: str, page: Page, stage: dict
 ) -> None:
     session, mic, others, start = stage["session"], stage["mic"], stage["others"], stage["start"]
     log_in(page, live_server_url, "olivia", f"/sessions/{session.pk}/")
     wait_live(page)
 
-    interim = orm(lambda: say(others, "So the plan", start + 9_000))
-    push(session, interim)
-    line = page.locator(f"#seg-{interim.pk}")
+    # Interim text is pushed as the relay pushes it (never stored): one element per stream.
+    push_interim(others, "So the", start + 9_000)
+    line = page.locator(f"#interim-{others.pk}")
     line.wait_for()
     assert "interim" in line.get_attribute("class")
     assert line.locator(".speaker").inner_text() == "Others"
+    push_interim(others, "So the plan", start + 9_000)
+    until(page, f"document.getElementById('interim-{others.pk}').textContent.includes('plan')")
+    assert page.locator("#transcript > li.interim").count() == 1
 
+    # A viewer who (re)connects mid-line is shown the line as it stands.
+    page.reload()
+    wait_live(page)
+    page.locator(f"#interim-{others.pk}").wait_for(state="attached")
+    assert page.locator(f"#interim-{others.pk} .text").inner_text() == "So the plan"
+
+    # The stored final replaces it; the relay forgets the interim (pages connecting later).
     final = orm(lambda: say(others, "So the plan is to ship", start + 9_000, final=True))
+    orm(lambda: async_to_sync(interim.forget)(session.pk, others.pk))
     push(session, final)
-    until(page, f"!document.getElementById('seg-{final.pk}').classList.contains('interim')")
+    page.locator(f"#seg-{final.pk}").wait_for()
+    until(page, f"!document.getElementById('interim-{others.pk}')")
     push(session, final)  # the same message twice changes nothing
-    push(session, interim)  # nor does a late copy of an older change
+    push_interim(others, "So the pl", start + 9_000)  # nor does a late interim of that line
     later = orm(lambda: say(mic, "Noted", start + 12_000, final=True))
     push(session, later)
     page.locator(f"#seg-{later.pk}").wait_for()

@@ -63,11 +63,16 @@ def test_a_simulated_meeting_plays_live_and_survives_a_dropped_connection(
     token = orm(lambda: handoff.mint_client_token(session).token)
     emulator.control.simulate(session.videodb_id, TINY_MEETING, speed=0.5, client_token=token)
 
-    # Interim text appears, and the same line becomes final in place.
+    # Interim text appears (pushed, never stored), and the line's final replaces it: the
+    # stored line of that stream and start is shown, the interim element is gone.
     interim = page.wait_for_selector("#transcript li.line.interim", timeout=30_000)
-    line_id = interim.get_attribute("id")
-    page.wait_for_selector(f"#{line_id}:not(.interim)", timeout=20_000)
-    assert segment_ids_on_page(page).count(line_id) == 1
+    stream, start = interim.get_attribute("data-stream"), interim.get_attribute("data-order")
+    final = page.wait_for_selector(
+        f'#transcript li.line[id^="seg-"][data-stream="{stream}"][data-order="{start}"]',
+        timeout=20_000,
+    )
+    assert "interim" not in final.get_attribute("class")
+    assert segment_ids_on_page(page).count(final.get_attribute("id")) == 1
 
     # A channel falls silent for longer than the threshold while the session is active.
     page.wait_for_selector(".health[data-state='silent']", timeout=20_000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from sessions_app import gateway
 from sessions_app import relay as relay_module
-from sessions_app.live import ingest, recovery
+from sessions_app.live import ingest, interim, recovery
 from sessions_app.models import (
     CaptureSession,
     Insight,
@@ -29,6 +30,7 @@ from sessions_app.models import (
 from sessions_app.relay import Relay
 from tests.conftest import wait_until
 from tests.sessions_app.meetings import remote_truth, start_meeting, stored
+from tests.sessions_app.test_consumers import opened, resume, socket
 from tests.sessions_app.watching import GroupWatch
 
 
@@ -199,11 +201,142 @@ def test_each_event_is_stored_once_and_shown_once(scripted, mic) -> None:
         relay.send(said(mic, "Let's", 1000, final=False), said(mic, "Let's go.", 1000))
         relay.send(said(mic, "Let's go.", 1000))  # VideoDB repeats itself
         relay.send(said(mic, "Next.", 3000))  # stored after the repeat: its lane keeps order
-        wait_until(lambda: relay.relay.stats["stored"] == 3, 10, "the changes")
-        assert [m["seq"] for m in watch.received()] == [1, 2, 3]
-        assert TranscriptSegment.objects.get(start_ms=1000).seq == 2
+        wait_until(lambda: relay.relay.stats["stored"] == 2, 10, "the changes")
+        # The interim is shown unnumbered (never stored), then each final once, in order.
+        assert [m["seq"] for m in watch.received()] == [0, 1, 2]
+        assert TranscriptSegment.objects.get(start_ms=1000).seq == 1
     mic.refresh_from_db()
     assert mic.last_event_received_at is not None
+
+
+# --- interim text: pushed, never stored -------------------------------------------------
+
+
+def interim_texts(messages: list[dict]) -> list[str]:
+    """The text of each interim line pushed, in order."""
+    found = []
+    for message in messages:
+        if 'id="interim-' in message["html"]:
+            assert message["seq"] == 0  # unnumbered: it never moves a browser's cursor
+            found.append(re.search(r'<span class="text">(.*?)</span>', message["html"])[1])
+    return found
+
+
+def current_interims(session_id: int) -> list[str]:
+    return asyncio.run(interim.current(session_id))
+
+
+@pytest.mark.timeout(60)
+def test_interim_text_is_pushed_at_most_once_per_window_with_the_latest_text_and_not_stored(
+    scripted, mic, settings
+) -> None:
+    settings.LIVE_INTERIM_SECONDS = 0.4
+    relay = scripted()
+    words = [" ".join(f"w{i}" for i in range(1, n + 1)) for n in range(1, 21)]
+    with GroupWatch(mic.session_id) as watch:
+        began = time.monotonic()
+        for text in words:  # a word every 50 ms, for a second
+            relay.send(said(mic, text, 1000, final=False))
+            time.sleep(0.05)
+        wait_until(lambda: relay.relay.stats["interims"] == len(words), 10, "every interim")
+        time.sleep(0.6)  # the last window closes: its waiting interim goes out
+        elapsed = time.monotonic() - began
+        pushed = interim_texts(watch.received())
+    # The first went out at once; then at most one per window, whatever came between.
+    assert pushed[0] == words[0]
+    assert 2 <= len(pushed) <= elapsed / 0.4 + 1, (len(pushed), elapsed)
+    assert pushed[-1] == words[-1]  # the latest text wins
+    assert pushed == sorted(pushed, key=len)  # never an older text after a newer one
+    assert not TranscriptSegment.objects.exists()
+    assert CaptureSession.objects.get(pk=mic.session_id).last_seq == 0
+    # A page that connects now is shown the line as it stands.
+    (kept,) = current_interims(mic.session_id)
+    assert f'id="interim-{mic.pk}"' in kept and words[-1] in kept
+
+
+@pytest.mark.timeout(60)
+def test_the_final_replaces_the_interim_and_a_late_interim_does_not_come_back(
+    scripted, mic, settings
+) -> None:
+    settings.LIVE_INTERIM_SECONDS = 1.0  # the second interim surely waits for its window
+    relay = scripted()
+    with GroupWatch(mic.session_id) as watch:
+        relay.send(said(mic, "So the", 1000, final=False))
+        wait_until(lambda: relay.relay.stats["interims_shown"] == 1, 10, "the interim")
+        assert current_interims(mic.session_id)
+        relay.send(said(mic, "So the plan", 1000, final=False))  # waits for its window…
+        relay.send(said(mic, "So the plan is set.", 1000))  # …and is superseded by the final
+        relay.send(said(mic, "So the pl", 1000, final=False))  # a late copy, after the final
+        wait_until(lambda: relay.relay.stats["interims"] == 3, 10, "every event")
+        time.sleep(1.2)  # past the window the superseded interim waited for
+        messages = watch.received()
+    assert interim_texts(messages) == ["So the"]
+    assert [m["seq"] for m in messages] == [0, 1]
+    assert "So the plan is set." in messages[-1]["html"]
+    assert current_interims(mic.session_id) == []  # a page connecting now: only the final
+    assert TranscriptSegment.objects.get().is_final
+
+
+@pytest.mark.timeout(60)
+def test_a_viewer_who_connects_mid_line_is_shown_the_current_interim(scripted, mic, owner) -> None:
+    relay = scripted()
+    relay.send(said(mic, "We should", 1000, final=False))
+    wait_until(lambda: relay.relay.stats["interims_shown"] == 1, 10, "the interim")
+
+    async def connect_and_resume() -> list[str]:
+        communicator = await opened(await socket(mic.session_id, user=owner))
+        try:
+            return await resume(communicator, last_seq=0)
+        finally:
+            await communicator.disconnect()
+
+    fragments = asyncio.run(connect_and_resume())
+    (line,) = [f for f in fragments if f'id="interim-{mic.pk}"' in f]
+    assert "We should" in line and "still speaking" in line
+    # It comes before the marker that ends the resume, after the replay.
+    assert 'id="live-synced"' in fragments[-1]
+
+    relay.send(said(mic, "We should ship.", 1000))
+    wait_until(lambda: relay.relay.stats["stored"] == 1, 10, "the final")
+    fragments = asyncio.run(connect_and_resume())
+    assert not [f for f in fragments if 'id="interim-' in f]
+    assert any("We should ship." in f for f in fragments)
+
+
+# --- liveness: the stream's row, not every event ----------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_the_stream_row_is_written_at_most_once_per_liveness_window_under_a_burst(
+    scripted, mic, monkeypatch
+) -> None:
+    writes: list[tuple[int, float]] = []
+    real_touch = ingest.touch_stream
+
+    def touch_stream(stream_id: int, event_end_ms: int) -> None:
+        writes.append((event_end_ms, time.monotonic()))
+        real_touch(stream_id, event_end_ms)
+
+    monkeypatch.setattr(ingest, "touch_stream", touch_stream)
+    relay = scripted(LIVENESS_SECONDS=0.5)
+    events = []
+    for line in range(10):  # 10 lines of 5 interims and a final, in one burst
+        start = 1000 + line * 1000
+        events += [said(mic, "w " * n, start, final=False) for n in range(1, 6)]
+        events.append(said(mic, f"Line {line}.", start))
+    began = time.monotonic()
+    relay.send(*events)
+    wait_until(lambda: relay.relay.stats["stored"] == 10, 10, "the finals")
+    wait_until(lambda: writes and writes[-1][0] == 10_900, 5, "the write after the burst")
+    elapsed = time.monotonic() - began
+    time.sleep(0.7)  # nothing more is written once the stream is quiet
+    # One write as the burst began, then one per window at most (two on a quick machine),
+    # not one per event (sixty).
+    assert 2 <= len(writes) <= elapsed / 0.5 + 2, (len(writes), elapsed)
+    gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(writes)]
+    assert min(gaps) >= 0.45, gaps
+    mic.refresh_from_db()
+    assert mic.last_event_ms == 10_900  # the last event's end: right once the burst is over
 
 
 @pytest.mark.timeout(60)

@@ -242,3 +242,8 @@ def test_the_heading_counts_keyword_matches_and_the_moments_only_meaning_found()
     assert meaning.heading(1, items((True, False), (False, True), (False, True))) == (
         "1 moment found, and 2 more by meaning"
     )
+    # Past search.COUNT_CAP the keyword count is a floor, and says so.
+    assert meaning.heading(1000, items((True, False), (False, True)), capped=True) == (
+        "1,000+ moments found, and 1 more by meaning"
+    )
+    assert meaning.heading(1000, items((True, False)), capped=True) == "1,000+ moments found"

@@ -193,16 +193,18 @@ def test_search_is_scoped_to_the_sessions_given(corpus, make_session, make_strea
 def test_facets_count_every_hit_and_filters_narrow_them(corpus):
     query = search_text.parse("pricing")
     results = search.search(query, [corpus.pk])
-    assert results.total == 5
-    assert {f.value: f.count for f in results.facets["kind"]} == {
+    counts = search.facet_counts(query, [corpus.pk])
+    assert results.total == counts.total == 5
+    assert {f.value: f.count for f in counts.facets["kind"]} == {
         "speech": 3,
         "visual": 1,
         "alert": 1,
     }
-    assert {f.value: f.count for f in results.facets["channel"]} == {"mic": 4, "screen": 1}
-    assert [(f.label, f.count) for f in results.facets["session"]] == [(corpus.title, 5)]
-    narrowed = search.search(query, [corpus.pk], search.Filters(kinds=("speech",)))
-    assert narrowed.total == 3
+    assert {f.value: f.count for f in counts.facets["channel"]} == {"mic": 4, "screen": 1}
+    assert [(f.label, f.count) for f in counts.facets["session"]] == [(corpus.title, 5)]
+    speech = search.Filters(kinds=("speech",))
+    narrowed = search.search(query, [corpus.pk], speech)
+    assert narrowed.total == search.facet_counts(query, [corpus.pk], speech).total == 3
     assert {h.entry.kind for h in narrowed.hits} == {"speech"}
 
 
@@ -211,8 +213,8 @@ def test_results_are_paged(corpus):
     first = search.search(query, [corpus.pk], page=1, page_size=3)
     third = search.search(query, [corpus.pk], page=3, page_size=3)
     beyond = search.search(query, [corpus.pk], page=99, page_size=3)
-    assert (first.total, first.pages, len(first.hits)) == (7, 3, 3)
-    assert len(third.hits) == 1
+    assert (first.total, first.pages, len(first.hits), first.has_next) == (7, 3, 3, True)
+    assert (len(third.hits), third.has_next) == (1, False)
     assert beyond.page == 3  # a page past the end shows the last one
     seen = [
         h.entry.pk
@@ -285,13 +287,15 @@ def hits(text: str, session, **options) -> search.Results:
 def test_a_repeated_insight_is_one_hit_its_first_copy_counted_once(meeting, repeated):
     results = hits("ship", meeting)
 
+    counts = search.facet_counts(search_text.parse("ship"), [meeting.pk])
+
     (hit,) = results.hits
     assert hit.entry.insight_id == repeated["decisions"][0].pk
-    assert results.total == 1 and results.pages == 1
-    assert {f.value: f.count for f in results.facets["kind"]} == {"audio": 1}
-    assert {f.value: f.count for f in results.facets["channel"]} == {"mic": 1}
-    assert [f.count for f in results.facets["session"]] == [1]
-    assert sum(f.count for f in results.facets["day"]) == 1
+    assert results.total == counts.total == 1 and results.pages == 1
+    assert {f.value: f.count for f in counts.facets["kind"]} == {"audio": 1}
+    assert {f.value: f.count for f in counts.facets["channel"]} == {"mic": 1}
+    assert [f.count for f in counts.facets["session"]] == [1]
+    assert sum(f.count for f in counts.facets["day"]) == 1
 
 
 def test_an_unchanged_screen_is_one_hit_and_a_screen_shown_again_is_another(meeting, repeated):
@@ -301,8 +305,9 @@ def test_an_unchanged_screen_is_one_hit_and_a_screen_shown_again_is_another(meet
         repeated["again"].pk,
         repeated["slides"][0].pk,
     ]
-    assert results.total == 2
-    assert {f.value: f.count for f in results.facets["kind"]} == {"visual": 2}
+    counts = search.facet_counts(search_text.parse("tiers"), [meeting.pk])
+    assert results.total == counts.total == 2
+    assert {f.value: f.count for f in counts.facets["kind"]} == {"visual": 2}
 
 
 def test_the_stored_copies_stay_searchable_rows(meeting, repeated):
@@ -333,7 +338,7 @@ def test_pages_and_totals_count_groups(meeting, mic, system_audio):
     assert len(seen) == len(set(seen)) == 5
 
 
-def test_grouping_asks_two_queries_more_however_many_hits(
+def test_grouping_asks_one_query_more_however_many_hits(
     meeting, mic, system_audio, django_assert_max_num_queries
 ):
     for n in range(30):
@@ -341,15 +346,16 @@ def test_grouping_asks_two_queries_more_however_many_hits(
             note(stream, f"Action {n}: widget review number {n * 7919}", 30_000 + n * 400_000)
     query = search_text.parse("widget")
 
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(4):
         results = search.search(query, [meeting.pk])
 
     assert results.total == 30 and len(results.hits) == search.PAGE_SIZE
 
 
-def test_a_search_without_repeated_insights_asks_nothing_more(
+def test_a_search_without_repeated_insights_asks_three_queries(
     corpus, django_assert_max_num_queries
 ):
+    # The matching insights (none repeated), the capped count, the page with its sessions.
     with django_assert_max_num_queries(3):
         results = search.search(search_text.parse("pricing"), [corpus.pk])
 
@@ -378,3 +384,92 @@ def test_the_search_page_says_which_excluded_words_were_used(corpus, owner_clien
     response = owner_client.get(reverse("search"), {"q": text})
     assert response.status_code == 200
     assert "Only the first 16 excluded words were used." in response.content.decode()
+
+
+# --- capped counts, and the page read in time order past the cap -------------------------
+
+
+def ids_of_every_page(text: str, sessions, **options) -> list[int]:
+    """The entry ids of every page of a search, following has_next as the page does."""
+    seen, page = [], 1
+    while True:
+        results = search.search(search_text.parse(text), [s.pk for s in sessions], page=page,
+                                page_size=2, **options)  # fmt: skip
+        seen += [h.entry.pk for h in results.hits]
+        if not results.has_next:
+            return seen
+        page += 1
+
+
+@pytest.fixture
+def two_meetings(corpus, make_session, make_stream, owner):
+    """The corpus and a second meeting of the same owner whose lines fall between its own."""
+    other = make_session(owner, title="Pricing sync")
+    mic, room = make_stream(other, "mic:default"), make_stream(other, "system_audio:default")
+    for start in (3_000, 11_000, 23_000, 40_000):
+        say(mic, f"the pricing follow-up at {start}", start, final=True)
+    say(room, "the pricing echo at the same moment", 11_000, final=True)  # a tie in time
+    return corpus, other
+
+
+@pytest.mark.parametrize("text", ["the", "pricing", "pric*", '"annual plan"', "pricing -draft"])
+def test_the_first_pages_are_the_same_when_the_count_stops_at_the_cap(two_meetings, text):
+    uncapped = ids_of_every_page(text, two_meetings)
+    expected = list(
+        search.matches(search_text.parse(text), [s.pk for s in two_meetings]).values_list(
+            "pk", flat=True
+        )
+    )
+    assert uncapped == expected
+    # Past the cap the page is read session by session in time order and merged: the same
+    # hits in the same order (ties at one moment included), page after page.
+    assert ids_of_every_page(text, two_meetings, count_cap=1) == expected
+
+
+def test_past_the_cap_the_total_says_so_and_the_number_of_pages_is_not_claimed(two_meetings):
+    results = search.search(
+        search_text.parse("the"), [s.pk for s in two_meetings], page_size=2, count_cap=3
+    )
+    assert (results.capped, results.total, results.total_label) == (True, 3, "3+")
+    assert results.pages == 0 and results.has_next and len(results.hits) == 2
+    exact = search.search(search_text.parse("the"), [s.pk for s in two_meetings])
+    assert (exact.capped, exact.total, exact.total_label) == (False, 12, "12")
+
+
+def test_a_page_past_the_end_of_a_capped_search_is_empty_with_a_way_back(two_meetings):
+    results = search.search(
+        search_text.parse("the"), [s.pk for s in two_meetings], page=99, count_cap=3
+    )
+    assert results.hits == [] and not results.has_next and results.has_previous
+
+
+def test_past_the_cap_filters_and_repeated_insights_are_kept(meeting, repeated):
+    slides = search.Filters(kinds=("visual",))
+    expected = [h.entry.pk for h in hits("tiers", meeting, filters=slides).hits]
+    assert len(expected) == 2  # the slide and the same slide shown again, not its copies
+    assert ids_of_every_page("tiers", [meeting], filters=slides, count_cap=1) == expected
+
+
+def test_past_the_cap_many_sessions_are_read_the_plain_way_with_the_same_hits(
+    two_meetings, monkeypatch
+):
+    expected = ids_of_every_page("the", two_meetings)
+    monkeypatch.setattr(search, "MAX_MERGED_SESSIONS", 1)
+    assert ids_of_every_page("the", two_meetings, count_cap=1) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["prices", '"annual plan"', "pric*", "disc*", "cafe", "über", "東京", "ПРИВЕТ", "e-mail",
+     '"3.5"', "draft -pricing", "pricing -draft", "march OR moscow", "to be or not to be",
+     "the", "pric* -draft"],
+)  # fmt: skip
+def test_the_row_by_row_test_finds_what_the_full_text_index_finds(corpus, text):
+    query = search_text.parse(text)
+    by_index = set(search.matches(query, [corpus.pk]).values_list("pk", flat=True))
+    by_row = set(
+        SearchEntry.objects.filter(session=corpus)
+        .filter(search.matching_row(query))
+        .values_list("pk", flat=True)
+    )
+    assert by_row == by_index

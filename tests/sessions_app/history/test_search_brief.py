@@ -81,9 +81,11 @@ def test_search_shows_the_kind_and_opens_the_moment(meeting, cited, owner_client
     assert '<span class="chip">Action item</span>' in page
     line = cited["line"]
     assert f"/sessions/{meeting.pk}/history/?at={line.start_ms}#line-{line.pk}" in page
-    assert "kind=action" in page  # the facet
+    facets = owner_client.get(reverse("search_facets"), {"q": "ledgers"}).content.decode()
+    assert "kind=action" in facets  # the facet, loaded after the hits
     results = search.search(search_text.parse("ledgers"), [meeting.pk])
-    assert [(f.value, f.label) for f in results.facets["kind"]] == [("action", "Action item")]
+    counts = search.facet_counts(search_text.parse("ledgers"), [meeting.pk])
+    assert [(f.value, f.label) for f in counts.facets["kind"]] == [("action", "Action item")]
     narrowed = owner_client.get(reverse("search"), {"q": "ledgers", "kind": "action"})
     assert narrowed.status_code == 200 and "Reconcile the" in narrowed.content.decode()
     assert item.pk == results.hits[0].entry.brief_item_id

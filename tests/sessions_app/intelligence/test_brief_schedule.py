@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -16,7 +16,7 @@ from sessions_app.capture import handoff, lifecycle
 from sessions_app.intelligence import brief, schedule
 from sessions_app.live import ingest
 from sessions_app.live.events import TranscriptInput
-from sessions_app.models import Brief, CaptureSession
+from sessions_app.models import Brief, CaptureSession, TranscriptSegment
 from sessions_app.tasks import reconcile, refresh_brief, sync_session
 from tests.conftest import TINY_MEETING, wait_until
 from tests.sessions_app.intelligence.played import live_session, store_meeting
@@ -44,7 +44,16 @@ def session(make_session, make_stream, owner) -> CaptureSession:
 def say(session: CaptureSession, text: str, at_s: float, *, final: bool = True) -> None:
     stream = ingest.find_stream(session.streams.get(name="mic:default").videodb_id)
     start = int(session.started_at.timestamp() * 1000 + at_s * 1000)
-    ingest.store(stream, TranscriptInput(text, final, start, start + 900))
+    if final:
+        ingest.store(stream, TranscriptInput(text, True, start, start + 900))
+        return
+    # Interim text is no longer stored (the relay pushes it); a row an older version stored
+    # for it is what a database may still hold.
+    with transaction.atomic():
+        TranscriptSegment.objects.create(
+            session=session, stream=stream, text=text, is_final=False, start_ms=start,
+            end_ms=start + 900, seq=ingest.next_seq(session.pk),
+        )  # fmt: skip
 
 
 LINE = "We should move the pricing launch to March and tell the partners this week. "
