@@ -199,6 +199,7 @@ class Check:
     """What the viewers' frames show, all viewers together."""
 
     latencies: list[float] = field(default_factory=list)
+    final_latencies: list[float] = field(default_factory=list)  # stored lines only
     frames: int = 0  # every frame: lines, and Copilot's status/health/synced fragments
     line_frames: int = 0  # frames with a transcript line: the deliveries
     finals_missing: int = 0
@@ -248,6 +249,8 @@ def analyse(viewer: Viewer, check: Check, length_ms: float, utterances: int) -> 
             emitted = start + length_ms * words / len(WORDS)
             if at - emitted > -1000:  # clock skew guard: all clocks are this host's
                 check.latencies.append(at - emitted)
+                if final:
+                    check.final_latencies.append(at - emitted)
     finals = sum(1 for _, final in state.values() if final)
     check.finals_missing += utterances - finals
     check.interims_missing += utterances * (len(WORDS) - 1) - interims
@@ -752,6 +755,12 @@ def report(trial: Trial, fragment_bytes: float) -> None:
         f"max {max(check.latencies, default=float('nan')):.1f}  "
         f"({len(check.latencies)} samples)"
     )
+    if check.final_latencies:
+        print(
+            f"    of which finals (the stored lines): p50 "
+            f"{percentile(check.final_latencies, 50):.1f}  p99 "
+            f"{percentile(check.final_latencies, 99):.1f}  ({len(check.final_latencies)} samples)"
+        )
     interims = ""
     if trial.system == "copilot":
         expected = trial.sessions * trial.viewers * trial.utterances * len(WORDS)

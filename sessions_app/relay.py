@@ -59,7 +59,6 @@ STORE_RETRY_SECONDS = 0.5  # doubled after each failed attempt
 # so its last event's time is right): the health panel counts seconds, not events.
 LIVENESS_SECONDS = 2.0
 _RETIRE = object()  # put on a lane to end it once it has stored what it holds
-_FLUSH = object()  # put on a lane when its stream's waiting interim may be pushed
 _TOUCH = object()  # put on a lane when its stream's liveness may be written
 _UNKNOWN = object()  # the relay's last heartbeat, not read yet
 
@@ -105,6 +104,8 @@ class _Pace:
     final_through: int = -1  # start of the newest final stored: earlier interims are late
     waiting: TranscriptInput | None = None  # the latest interim not pushed yet
     pushed_at: float = -math.inf  # loop time of the last interim push
+    pushing: bool = False  # an interim push is on its way (one at a time, in order)
+    newest: tuple[int, int] = (-1, -1)  # (start, end) of the newest interim taken
     shown: bool | None = None  # an interim is in ``live/interim``; None: maybe (a restart)
     shown_start: int = -1  # the start of the interim line pushed last
     flush: asyncio.TimerHandle | None = None
@@ -190,7 +191,7 @@ class Relay:
             async for event in socket.events():
                 parsed = self.parse(event)
                 if parsed is not None:
-                    self._lane(parsed.rtstream_id).put_nowait(parsed)
+                    self._route(parsed)
         finally:
             # Whatever was read is still stored: the lanes drain before the socket is replaced
             # (bounded, so that a database outage cannot hold a reconnect or a stop forever).
@@ -199,6 +200,25 @@ class Relay:
                 await asyncio.wait_for(
                     asyncio.gather(*(lane.join() for lane in lanes)), DRAIN_SECONDS
                 )
+
+    def _route(self, parsed: events.SocketEvent) -> None:
+        """Put an event on its stream's lane; except interim text of a stream the lane has
+        read already, which is taken at once: it is never stored, so it must not wait
+        behind the lane's database writes (a final's store, a liveness write). A final is
+        noted as it is read, so that no interim of its line is pushed from then on."""
+        lane = self._lane(parsed.rtstream_id)
+        pace = self._paces[parsed.rtstream_id]
+        payload = parsed.payload
+        if isinstance(payload, TranscriptInput):
+            if payload.is_final:
+                self._final_read(pace, payload)
+            elif pace.loaded:
+                if self._heard(pace, lane, payload.end_ms):
+                    pace.touched_at = asyncio.get_running_loop().time()
+                    lane.put_nowait(_TOUCH)
+                self._take_interim(pace, payload)
+                return
+        lane.put_nowait(parsed)
 
     def parse(self, event: Any) -> events.SocketEvent | None:
         self.stats["events"] += 1
@@ -218,6 +238,7 @@ class Relay:
         lane = self._lanes.get(rtstream_id)
         if lane is None:
             lane = self._lanes[rtstream_id] = asyncio.Queue()
+            self._paces[rtstream_id] = _Pace()
             self._spawn(self._drain(rtstream_id, lane))
         return lane
 
@@ -229,7 +250,7 @@ class Relay:
     async def _drain(self, rtstream_id: str, lane: asyncio.Queue) -> None:
         """Store the lane's events until it is idle for ``LANE_IDLE_SECONDS`` or retired with
         nothing left to store."""
-        pace = self._paces[rtstream_id] = _Pace()
+        pace = self._paces[rtstream_id]
         try:
             while True:
                 try:
@@ -239,10 +260,7 @@ class Relay:
                         return
                     continue
                 try:
-                    if parsed is _FLUSH:
-                        pace.flush = None
-                        await self._push_interim(pace)
-                    elif parsed is _TOUCH:
+                    if parsed is _TOUCH:
                         pace.touch = None
                         await self._touch(pace)
                     elif parsed is not _RETIRE:
@@ -269,9 +287,11 @@ class Relay:
         """One event from the socket, in its stream's order."""
         if not pace.loaded:
             try:
-                pace.stream, pace.final_through = await database_sync_to_async(
+                stream, stored_through = await database_sync_to_async(
                     load_stream, thread_sensitive=False
                 )(parsed.rtstream_id)
+                # A final read from the socket meanwhile may be newer than what is stored.
+                pace.stream, pace.final_through = stream, max(pace.final_through, stored_through)
                 pace.loaded = True
             except Exception:  # the database is away: a final is still retried (below)
                 logger.warning("relay %s could not read stream %s", self.shard,
@@ -279,7 +299,7 @@ class Relay:
         payload = parsed.payload
         due = self._heard(pace, lane, payload.end_ms)
         if isinstance(payload, TranscriptInput) and not payload.is_final:
-            await self._take_interim(pace, lane, payload)
+            self._take_interim(pace, payload)
             if due:
                 await self._touch(pace)
             return
@@ -287,41 +307,68 @@ class Relay:
 
     # --- interim text: pushed, never stored ----------------------------------------------
 
-    async def _take_interim(self, pace: _Pace, lane: asyncio.Queue, event: TranscriptInput) -> None:
+    def _take_interim(self, pace: _Pace, event: TranscriptInput) -> None:
         """Keep the latest interim of the stream; push it now if the stream's last push is
-        ``LIVE_INTERIM_SECONDS`` old, else when it will be (whatever is latest by then)."""
+        ``LIVE_INTERIM_SECONDS`` old, else when it will be (whatever is latest by then).
+        Never waits: the push runs on its own, one at a time per stream."""
         self.stats["interims"] += 1
         if pace.stream is None:  # unknown, or not readable now: nothing to render it with
             logger.warning("relay %s dropped an interim of a stream it cannot read", self.shard)
             return
         if event.start_ms <= pace.final_through:
-            return  # a late interim of a line whose final is stored: it must not come back
+            return  # a late interim of a line whose final is here: it must not come back
+        if (event.start_ms, event.end_ms) < pace.newest:
+            return  # older than one taken already (it waited on the lane while the stream loaded)
+        pace.newest = (event.start_ms, event.end_ms)
         pace.waiting = event
-        if pace.flush is not None:
-            return  # a push is due already: it takes whatever is latest then
+        self._schedule_push(pace)
+
+    def _final_read(self, pace: _Pace, event: TranscriptInput) -> None:
+        """A final was read: no interim of its line (or an earlier one) is pushed from now on.
+        Its store, publish and the forgetting of the kept interim follow on the lane."""
+        pace.final_through = max(pace.final_through, event.start_ms)
+        if pace.waiting is not None and pace.waiting.start_ms <= event.start_ms:
+            pace.waiting = None
+
+    def _schedule_push(self, pace: _Pace) -> None:
+        if pace.flush is not None or pace.pushing:
+            return  # a push is due or on its way: it (or the next) takes what is latest then
         loop = asyncio.get_running_loop()
         wait = pace.pushed_at + settings.LIVE_INTERIM_SECONDS - loop.time()
         if wait <= 0:
-            await self._push_interim(pace)
+            self._start_push(pace)
         else:
-            pace.flush = loop.call_later(wait, lane.put_nowait, _FLUSH)
+            pace.flush = loop.call_later(wait, self._start_push, pace)
+
+    def _start_push(self, pace: _Pace) -> None:
+        pace.flush = None
+        if pace.waiting is None or pace.pushing:
+            return
+        pace.pushing = True
+        pace.pushed_at = asyncio.get_running_loop().time()
+        self._spawn(self._push_interim(pace))
 
     async def _push_interim(self, pace: _Pace) -> None:
-        event, pace.waiting = pace.waiting, None
-        if event is None or pace.stream is None or event.start_ms <= pace.final_through:
-            return
-        stream = pace.stream
-        pace.pushed_at = asyncio.get_running_loop().time()
-        # Rendered here, on the loop: the stream and its session are in memory, and a
-        # template render is shorter than a hop to a thread and back.
-        update = broadcast.interim_message(stream, text=event.text, start_ms=event.start_ms)
         try:
-            await interim.show(stream.session_id, stream.pk, event.start_ms, update["html"])
-            pace.shown, pace.shown_start = True, event.start_ms
-        except Exception:  # pages still get the push; only a page opened mid-line misses it
-            logger.warning("could not keep the interim of stream %s", stream.pk, exc_info=True)
-        self.stats["interims_shown"] += 1
-        await broadcast.apublish(stream.session_id, [update])
+            event, pace.waiting = pace.waiting, None
+            if event is None or pace.stream is None or event.start_ms <= pace.final_through:
+                return
+            stream = pace.stream
+            # Rendered here, on the loop: the stream and its session are in memory, and a
+            # template render is shorter than a hop to a thread and back.
+            update = broadcast.interim_message(stream, text=event.text, start_ms=event.start_ms)
+            try:
+                await interim.show(stream.session_id, stream.pk, event.start_ms, update["html"])
+                pace.shown, pace.shown_start = True, event.start_ms
+            except Exception:  # pages still get the push; only a page opened mid-line misses it
+                logger.warning("could not keep the interim of stream %s", stream.pk,
+                               exc_info=True)  # fmt: skip
+            self.stats["interims_shown"] += 1
+            await broadcast.apublish(stream.session_id, [update])
+        finally:
+            pace.pushing = False
+            if pace.waiting is not None:
+                self._schedule_push(pace)
 
     async def _forget_interim(self, pace: _Pace) -> None:
         """The stream's interim line is over (its final is stored, or the lane retires)."""
