@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import redis
 
@@ -13,18 +13,21 @@ from tests.conftest import free_port, wait_for_port
 
 
 class RedisServer:
-    """A throwaway redis-server: no persistence, killed when the test is done."""
+    """A throwaway redis-server on a free port, killed when the test is done; it may be
+    stopped and started again on the same port. No persistence unless ``options`` ask."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: Sequence[str] = ("--appendonly", "no"), *, start: bool = True):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.options = list(options)
         self.process: subprocess.Popen | None = None
-        self.start()
+        if start:
+            self.start()
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+             *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_for_port(self.port, self.process)

@@ -10,7 +10,6 @@ import asyncio
 import copy
 import json
 import re
-import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -38,7 +37,8 @@ from sessions_app.models import (
     TranscriptSegment,
 )
 from sessions_app.viewers import sharing
-from tests.conftest import free_port, wait_for_port, wait_until
+from tests.conftest import wait_until
+from tests.redis_shards import RedisServer
 from tests.sessions_app.conftest import fire, note, say, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
@@ -576,42 +576,13 @@ class TestBoundedResume:
 # --- Redis outages (the PostgreSQL + Redis pass) ---------------------------------------------
 
 
-class PrivateRedis:
-    """A redis-server of this test's own, on a free port, that it may stop and start again
-    (never the machine's shared one)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen | None = None
-        # Every write on disk at once: a restart keeps the groups, as a Redis with
-        # persistence does, so what a test sees is the retry and not a lost membership.
-        self.durable = ["--appendonly", "yes", "--appendfsync", "always"]
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             *self.durable, "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for_port(self.port, self.process)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
 def private_redis(settings, tmp_path: Path):
     """The channel layer on a private Redis (same options as the settings' own)."""
-    redis = PrivateRedis(tmp_path)
-    redis.start()
+    # Every write on disk at once: a restart keeps the groups, as a Redis with persistence
+    # does, so what a test sees is the retry and not a lost membership.
+    durable = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    redis = RedisServer(durable)
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
     layers["default"]["CONFIG"]["hosts"][0]["address"] = redis.url
     settings.CHANNEL_LAYERS = layers
