@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from sessions_app import gateway
@@ -79,11 +78,26 @@ def _notice_speech(session: CaptureSession) -> None:
         logger.exception("could not check whether the brief of session %s is due", session.pk)
 
 
+def _next_seq_sql() -> str:
+    quote = connection.ops.quote_name
+    table = quote(CaptureSession._meta.db_table)
+    column = quote(CaptureSession._meta.get_field("last_seq").column)
+    key = quote(CaptureSession._meta.pk.column)
+    # Names from the model's own metadata, quoted; the id is a parameter.
+    sql = f"UPDATE {table} SET {column} = {column} + 1 WHERE {key} = %s RETURNING {column}"  # noqa: S608
+    return sql
+
+
 def next_seq(session_id: int) -> int:
     """Hand out the session's next sequence number. Call inside the storing transaction, so
-    the number and the row it labels commit (or roll back) together."""
-    CaptureSession.objects.filter(pk=session_id).update(last_seq=F("last_seq") + 1)
-    return CaptureSession.objects.values_list("last_seq", flat=True).get(pk=session_id)
+    the number and the row it labels commit (or roll back) together. One statement (UPDATE
+    ... RETURNING, on PostgreSQL and SQLite alike): it is on the path of every stored item."""
+    with connection.cursor() as cursor:
+        cursor.execute(_next_seq_sql(), [session_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise CaptureSession.DoesNotExist(f"no session {session_id}")
+    return row[0]
 
 
 def _record_alert(stream: RTStream, event: AlertInput) -> Alert | None:
@@ -209,28 +223,31 @@ def _record_transcript(stream: RTStream, event: TranscriptInput) -> TranscriptSe
     place (its id, which a citation may name, is kept).
     """
     end_ms = max(event.end_ms, event.start_ms)
+    try:
+        # The usual case, a new line, is tried first: one short transaction (the number, the
+        # row, its search entry) and no lookup. A line already stored at this start (a
+        # repeat, another path's copy, an old interim row) fails the unique constraint, and
+        # the whole attempt, its number included, rolls back.
+        with transaction.atomic():
+            return TranscriptSegment.objects.create(
+                session_id=stream.session_id,
+                stream=stream,
+                text=event.text,
+                is_final=True,
+                start_ms=event.start_ms,
+                end_ms=end_ms,
+                seq=next_seq(stream.session_id),
+            )
+    except IntegrityError as exc:
+        conflict = exc
     with transaction.atomic():
         segment = (
             TranscriptSegment.objects.select_for_update()
             .filter(stream=stream, start_ms=event.start_ms)
             .first()
         )
-        if segment is None:
-            try:
-                with transaction.atomic():
-                    return TranscriptSegment.objects.create(
-                        session_id=stream.session_id,
-                        stream=stream,
-                        text=event.text,
-                        is_final=True,
-                        start_ms=event.start_ms,
-                        end_ms=end_ms,
-                        seq=next_seq(stream.session_id),
-                    )
-            except IntegrityError:  # another path stored the same start a moment ago
-                segment = TranscriptSegment.objects.select_for_update().get(
-                    stream=stream, start_ms=event.start_ms
-                )
+        if segment is None:  # not a line at this start: some other constraint refused it
+            raise conflict
         segment.stream = stream  # already loaded: saves a query when search indexes it
         if (segment.text, segment.is_final, segment.end_ms) == (event.text, True, end_ms):
             return None
