@@ -83,7 +83,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.emulator import WORDS, bench_script  # noqa: E402 -- after the path is set
+# Imported after the path is set.
+from bench.emulator import (  # noqa: E402
+    WORDS,
+    bench_script,
+    cpu_seconds,
+    free_port,
+    percentile,
+)
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/copilot_livebench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/10"
@@ -107,12 +114,6 @@ RESUME = json.dumps({"type": "resume", "last_seq": 0})
 PING, PING_SECONDS = json.dumps({"type": "ping"}), 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,18 +123,6 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"nothing listened on {port}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare_database(url: str) -> None:
