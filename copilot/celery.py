@@ -19,6 +19,9 @@ from typing import Any
 
 from celery import Celery, Task
 from django.conf import settings
+from kombu.transport import TRANSPORT_ALIASES
+
+from copilot import inprocess_broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "copilot.settings")
 
@@ -66,6 +69,9 @@ class CopilotTask(Task):
     def on_give_up(self, exc: Exception, *args: Any, **kwargs: Any) -> Any:
         raise exc
 
+
+# The embedded default's broker (CELERY_BROKER_URL "inprocess://"): see inprocess_broker.py.
+TRANSPORT_ALIASES.setdefault(inprocess_broker.ALIAS, f"{inprocess_broker.__name__}:Transport")
 
 app = Celery("copilot", task_cls=CopilotTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -233,7 +233,8 @@ else:
 
 # Celery reads every CELERY_* setting (see copilot/celery.py).
 TASK_QUEUES = ("lifecycle", "intelligence", "indexing")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Without Redis, kombu's in-memory transport, made stoppable at once (copilot/inprocess_broker.py).
+CELERY_BROKER_URL = REDIS_URL or "inprocess://"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # No result backend: nothing reads a task's result (tasks record what happened in the
