@@ -72,9 +72,14 @@ def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None
                 connection.close_pool()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _collected_static() -> None:
-    """Tests run with DEBUG off, like production, so pages need the collected manifest."""
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests run with DEBUG off, like production, so pages need the collected manifest.
+    Collected before the tests are (a test module may build the ASGI app on import, and
+    WhiteNoise looks for the directory then); not in xdist's controller, which runs none."""
+    if getattr(session.config, "workerinput", None) is None and session.config.getoption(
+        "numprocesses", default=None
+    ):
+        return
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
