@@ -641,24 +641,30 @@ def run_one(query: str, ids: list[int]) -> tuple[float, float, float]:
 def explain(backend: str, query: str, ids: list[int]) -> None:
     """The plans of the statements search.search runs for ``query`` (captured as it runs
     them), then of the naive baseline's page."""
-    from django.db import connection
+    from django.db import connection, transaction
 
     from sessions_app.history import search, search_text
 
-    statements: list[tuple[str, tuple]] = []
+    statements: list[tuple[str, tuple, bool]] = []
 
     def capture(execute, sql, params, many, context):
-        statements.append((sql, params))
+        statements.append((sql, params, connection.in_atomic_block))
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):
         search.search(search_text.parse(query), ids)
     prefix = "EXPLAIN (ANALYZE, BUFFERS) " if backend == "postgres" else "EXPLAIN QUERY PLAN "
-    for n, (sql, params) in enumerate(statements, 1):
-        print(
-            f"--- {query}: search.search statement {n}: {sql[:160]}{'…' if len(sql) > 160 else ''}"
-        )
-        with connection.cursor() as cur:
+    # One transaction: a SET LOCAL search sends is run as it is (EXPLAIN takes no SET) and
+    # holds for the statements after it, until search's own transaction ended (RESET ALL).
+    with transaction.atomic(), connection.cursor() as cur:
+        for n, (sql, params, in_transaction) in enumerate(statements, 1):
+            head = f"{sql[:160]}{'…' if len(sql) > 160 else ''}"
+            print(f"--- {query}: search.search statement {n}: {head}")
+            if sql.lstrip().upper().startswith("SET "):
+                cur.execute(sql, params)
+                continue
+            if backend == "postgres" and not in_transaction:
+                cur.execute("RESET ALL")
             cur.execute(prefix + sql, params)
             for row in cur.fetchall():
                 print("   ", " ".join(str(c) for c in row))

@@ -25,8 +25,8 @@ loads after its hits.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -53,9 +53,13 @@ PAGE_SIZE = 20
 # comes with the facets, loaded after the hits).
 COUNT_CAP = 1000
 # Past this many sessions in scope, a page of a common word is read the plain way (every
-# match, sorted) instead of session by session (_newest_by_session): one branch per session.
+# match, sorted) instead of session by session (_newest_by_session), and PostgreSQL counts
+# with one GIN lookup instead of one per session (_first_matches_by_session): one branch per
+# session.
 MAX_MERGED_SESSIONS = 200
 FTS_TABLE = "sessions_app_searchentry_fts"
+# The longest of the FTS table's prefix indexes (migration 0002: prefix='2 3 4').
+FTS_LONGEST_PREFIX = 4
 
 
 def _day(ms: int) -> date:
@@ -272,12 +276,28 @@ def matching(query: search_text.Query, session_ids: list[int]) -> RawSQL:
             [query.to_tsquery(), query.scope_tsquery(session_ids)],
             output_field=BooleanField(),
         )
+    sql, params = _fts5_match(query, session_ids)
     return RawSQL(  # noqa: S611
         f"{SearchEntry._meta.db_table}.id IN "  # noqa: S608
-        f"(SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s)",
-        [query.to_fts5(session_ids)],
+        f"(SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s){sql}",
+        params,
         output_field=BooleanField(),
     )
+
+
+def _fts5_match(query: search_text.Query, session_ids: list[int]) -> tuple[str, list[object]]:
+    """The FTS5 MATCH parameter for ``query`` and, when it looks for a prefix longer than the
+    FTS table's prefix indexes, the row test that narrows it (" AND ...", its parameters).
+
+    FTS5 reads a prefix of an indexed length as one list, stopping with LIMIT; any other
+    prefix it first merges the lists of every word that starts so, across the whole corpus
+    ("deploy*": 13 ms at 5 M lines, bench/search.py). Cut to the longest indexed length and
+    tested on each row, it is read like a word."""
+    fts = query.to_fts5(session_ids, longest_prefix=FTS_LONGEST_PREFIX)
+    if not query.cuts_prefix(FTS_LONGEST_PREFIX):
+        return "", [fts]
+    row_sql, row_params = query.to_sqlite_row(f"{SearchEntry._meta.db_table}.terms")
+    return f" AND {row_sql}", [fts, *row_params]
 
 
 def matching_row(query: search_text.Query) -> RawSQL:
@@ -463,6 +483,8 @@ def _first_matches(
         qs = qs.exclude(pk__in=left_out)
     if connection.vendor == "postgresql":
         if not query.has_prefix:
+            if len(scope) <= MAX_MERGED_SESSIONS:
+                return _first_matches_by_session(query, scope, filters, left_out, cap)
             # The GIN predicate names the sessions itself (matching()): "session_id IN" beside
             # it only adds a second bitmap to intersect (a prefix query's names none).
             qs = _narrowed(scope, filters, by_session=False)
@@ -475,17 +497,44 @@ def _first_matches(
     # from the FTS5 table instead (CROSS JOIN keeps it the outer loop), so LIMIT stops it.
     where, params = qs.query.get_compiler(connection=connection).compile(qs.query.where)
     table = SearchEntry._meta.db_table
+    row_sql, (fts, *row_params) = _fts5_match(query, scope)
     sql = (
         f"SELECT {table}.id, {table}.start_ms FROM {FTS_TABLE} CROSS JOIN {table} "  # noqa: S608
-        f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s AND {where} LIMIT %s"
+        f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s{row_sql} AND {where} "
+        "LIMIT %s"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [query.to_fts5(scope), *params, cap + 1])
+        cursor.execute(sql, [fts, *row_params, *params, cap + 1])
         return [tuple(row) for row in cursor.fetchall()]
 
 
 # Where a branch of _newest_by_session names its session: no session has this id.
 _ANY_SESSION = -1
+
+
+def _first_matches_by_session(
+    query: search_text.Query, scope: list[int], filters: Filters, left_out: list[int], cap: int
+) -> list[tuple[int, int]]:
+    """_first_matches on PostgreSQL (a query without a prefix): one GIN lookup per session,
+    in one UNION ALL under the LIMIT, so the lookups stop with the session that reaches
+    ``cap + 1``. A GIN lookup builds the bitmap of every match before LIMIT applies, and
+    for a common word its cost is that of reading the sessions' own lists (their "_s<id>"
+    lexemes are the rarer side): one lookup over every session in scope took 7 ms for
+    "yeah" at 5 M lines (bench/search.py), one session's 0.7 ms."""
+    branch = _narrowed([], filters, by_session=False).filter(matching(query, [_ANY_SESSION]))
+    if left_out:
+        branch = branch.exclude(pk__in=left_out)
+    sql, template = branch.order_by().values_list("id", "start_ms").query.sql_with_params()
+    marker = query.scope_tsquery([_ANY_SESSION])
+    at = template.index(marker)
+    parts: list[str] = []
+    params: list[object] = []
+    for session_id in scope:
+        parts.append(f"SELECT * FROM ({sql}) AS m{len(parts)}")  # noqa: S608 -- ORM-compiled
+        params.extend([*template[:at], query.scope_tsquery([session_id]), *template[at + 1 :]])
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts) + " LIMIT %s", [*params, cap + 1])
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def _newest_by_session(
@@ -517,26 +566,140 @@ def _newest_by_session(
         .query.sql_with_params()
     )
     at = template.index(_ANY_SESSION)
-    parts: list[str] = []
-    params: list[object] = []
-    for session_id in scope:
-        parts.append(f"SELECT * FROM ({sql}) AS s{len(parts)}")  # noqa: S608 -- ORM-compiled
-        params.extend([*template[:at], session_id, *template[at + 1 :]])
-    sql = " UNION ALL ".join(parts) + " ORDER BY 2 DESC, 1 DESC LIMIT %s OFFSET %s"
-    # SET LOCAL needs a transaction; SQLite needs neither (and its transactions here take the
-    # write lock: BEGIN IMMEDIATE).
-    postgres = connection.vendor == "postgresql"
-    with transaction.atomic() if postgres else nullcontext(), connection.cursor() as cursor:
-        if postgres:
-            # PostgreSQL cannot estimate how many rows of a session match (a phrase: 25 times
-            # too few at 5 M lines), and on a low guess it reads the whole session and sorts
-            # it. Without sorts and bitmaps to choose from, each branch reads its session
-            # newest first through search_session_newest_idx and stops with the page: the
-            # plan this function is for, whatever the estimate (for this statement only).
-            cursor.execute("SET LOCAL enable_sort = off")
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(sql, [*params, limit, offset])
-        return [row[0] for row in cursor.fetchall()]
+
+    def newest(sessions: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
+        """(id, start_ms) of the page ``offset:offset + limit`` of these sessions' matches."""
+        parts: list[str] = []
+        params: list[object] = []
+        for session_id in sessions:
+            parts.append(f"SELECT * FROM ({sql}) AS s{len(parts)}")  # noqa: S608 -- ORM-compiled
+            params.extend([*template[:at], session_id, *template[at + 1 :]])
+        merged = " UNION ALL ".join(parts) + " ORDER BY 2 DESC, 1 DESC LIMIT %s OFFSET %s"
+        with connection.cursor() as cursor:
+            cursor.execute(merged, [*params, limit, offset])
+            return [tuple(row) for row in cursor.fetchall()]
+
+    if connection.vendor != "postgresql":
+        # SQLite runs every branch to its LIMIT before it merges them: the sessions are read
+        # in turn instead, newest first, as long as one can still hold a row of the page.
+        rows = _in_turn(newest, _latest_starts(scope), offset + limit)
+        return [pk for pk, _ in rows[offset : offset + limit]]
+    # SET LOCAL needs a transaction (search's own, _quick_plans).
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        # PostgreSQL cannot estimate how many rows of a session match (a phrase: 25 times
+        # too few at 5 M lines), and on a low guess it reads the whole session and sorts
+        # it. Without sorts and bitmaps to choose from, each branch reads its session
+        # newest first through search_session_newest_idx and stops with the page: the
+        # plan this function is for, whatever the estimate. Its Merge Append reads each
+        # branch only as far as the page needs.
+        cursor.execute("SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off")
+        return [pk for pk, _ in newest(scope, offset, limit)]
+
+
+def _latest_starts(scope: list[int]) -> dict[int, int]:
+    """The start of each session's newest entry (any entry: no match of it is newer), for
+    the sessions in ``scope`` that have one: one index lookup each, in one statement."""
+    table = SearchEntry._meta.db_table
+    branch = f"SELECT %s, (SELECT max(start_ms) FROM {table} WHERE session_id = %s)"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(
+            " UNION ALL ".join([branch] * len(scope)), [p for pk in scope for p in (pk, pk)]
+        )
+        return {pk: start for pk, start in cursor.fetchall() if start is not None}
+
+
+def _in_turn(
+    newest: Callable[[list[int], int, int], list[tuple[int, int]]],
+    latest: dict[int, int],
+    wanted: int,
+) -> list[tuple[int, int]]:
+    """The ``wanted`` newest matches (id, start_ms), newest first, reading the sessions of
+    ``latest`` in order of their newest entry, one, then two, four... at a time
+    (``newest(sessions, 0, wanted)`` reads them), and stopping at the first session whose
+    newest entry is older than the ``wanted``-th match found so far: no row of it or of a
+    session after it could be in the page. A user's meetings follow one another, so a page
+    of a common word is usually read from the newest one or two."""
+    order = sorted(latest, key=lambda pk: latest[pk], reverse=True)
+    rows: list[tuple[int, int]] = []
+    at, batch = 0, 1
+    while at < len(order):
+        if len(rows) >= wanted and latest[order[at]] < rows[wanted - 1][1]:
+            break
+        rows += newest(order[at : at + batch], 0, wanted)
+        rows = sorted(rows, key=lambda row: (row[1], row[0]), reverse=True)[:wanted]
+        at, batch = at + batch, batch * 2
+    return rows
+
+
+def _page_entries(ids: list[int]) -> list[SearchEntry]:
+    """The entries ``ids``, in that order, with their stream, session and brief item. Each
+    session and stream is built once for the page, not once per hit as select_related does:
+    select_related took 4 ms for 20 hits (bench/search.py at 5 M lines, both databases),
+    mostly building the 20 copies of a few sessions; these queries take under 2 ms."""
+    by_id = SearchEntry.objects.in_bulk(ids)
+    entries = [by_id[pk] for pk in ids]
+    streams = RTStream.objects.in_bulk({e.stream_id for e in entries})
+    sessions = CaptureSession.objects.in_bulk({e.session_id for e in entries})
+    briefs = {e.brief_item_id for e in entries if e.brief_item_id is not None}
+    brief_items = BriefItem.objects.in_bulk(briefs) if briefs else {}
+    for e in entries:
+        e.stream, e.session = streams[e.stream_id], sessions[e.session_id]
+        if e.brief_item_id is not None:
+            e.brief_item = brief_items[e.brief_item_id]
+    return entries
+
+
+@contextmanager
+def _quick_plans() -> Iterator[None]:
+    """On PostgreSQL, the search's statements in one transaction without JIT or parallel
+    workers: the summed cost of a UNION ALL with a branch per session passes jit_above_cost
+    (30 ms compiling a merge that reads a few dozen rows, "next week" in bench/search.py at
+    5 M lines), and the per-session lookups of _first_matches_by_session were handed to two
+    workers (10 ms starting them for 1 ms of work)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+        yield
+
+
+def _page_ids(
+    query: search_text.Query,
+    scope: list[int],
+    filters: Filters,
+    results: Results,
+    page: int,
+    page_size: int,
+    count_cap: int,
+) -> list[int]:
+    """Count the matches up to ``count_cap`` into ``results`` (total, capped, page, pages)
+    and return the ids of its page, with one more if a next page exists."""
+    # VideoDB's repetitions are one hit: the first matching copy of each group stands for the
+    # others (sessions_app/history/repeats.py). A copy left out is neither listed nor
+    # counted, so the total and the pages add up to the list.
+    left_out = [pk for pk, *_ in _repeated_copies(query, scope, filters)]
+    found = _first_matches(query, scope, filters, left_out, count_cap)
+    results.capped = len(found) > count_cap
+    results.total = min(len(found), count_cap)
+    if results.capped:
+        results.page = max(1, page)
+    else:
+        results.pages = max(1, -(-results.total // page_size)) if results.total else 0
+        results.page = min(max(1, page), max(1, results.pages))
+    offset = (results.page - 1) * page_size
+    if not results.capped:
+        # Every match is in hand: the page is theirs, newest first (the order of matches()).
+        newest = sorted(found, key=lambda row: (row[1], row[0]), reverse=True)
+        return [pk for pk, _ in newest[offset : offset + page_size + 1]]
+    if len(scope) <= MAX_MERGED_SESSIONS:
+        # Many matches: read them in time order instead of all of them (_newest_by_session);
+        # one more than the page says whether a next page exists.
+        return _newest_by_session(query, scope, filters, left_out, offset, page_size + 1)
+    qs = matches(query, scope, filters)
+    if left_out:
+        qs = qs.exclude(pk__in=left_out)
+    return list(qs.values_list("pk", flat=True)[offset : offset + page_size + 1])
 
 
 def search(
@@ -556,38 +719,10 @@ def search(
     scope = _scope(session_ids, filters)
     if query.is_empty or not scope:
         return results
-    # VideoDB's repetitions are one hit: the first matching copy of each group stands for the
-    # others (sessions_app/history/repeats.py). A copy left out is neither listed nor
-    # counted, so the total and the pages add up to the list.
-    repeated = _repeated_copies(query, scope, filters)
-    left_out = [pk for pk, *_ in repeated]
-    found = _first_matches(query, scope, filters, left_out, count_cap)
-    results.capped = len(found) > count_cap
-    results.total = min(len(found), count_cap)
-    if results.capped:
-        results.page = max(1, page)
-    else:
-        results.pages = max(1, -(-results.total // page_size)) if results.total else 0
-        results.page = min(max(1, page), max(1, results.pages))
-    offset = (results.page - 1) * page_size
-    if not results.capped:
-        # Every match is in hand: the page is theirs, newest first (the order of matches()).
-        newest = sorted(found, key=lambda row: (row[1], row[0]), reverse=True)
-        ids = [pk for pk, _ in newest[offset : offset + page_size + 1]]
-    elif len(scope) <= MAX_MERGED_SESSIONS:
-        # Many matches: read them in time order instead of all of them (_newest_by_session);
-        # one more than the page says whether a next page exists.
-        ids = _newest_by_session(query, scope, filters, left_out, offset, page_size + 1)
-    else:
-        qs = matches(query, scope, filters)
-        if left_out:
-            qs = qs.exclude(pk__in=left_out)
-        ids = list(qs.values_list("pk", flat=True)[offset : offset + page_size + 1])
+    with _quick_plans():
+        ids = _page_ids(query, scope, filters, results, page, page_size, count_cap)
     results.has_next = len(ids) > page_size
-    by_id = SearchEntry.objects.select_related("stream", "brief_item", "session").in_bulk(
-        ids[:page_size]
-    )
-    entries = [by_id[pk] for pk in ids[:page_size]]
+    entries = _page_entries(ids[:page_size])
     results.hits = [
         Hit(
             entry=e,

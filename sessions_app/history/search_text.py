@@ -140,17 +140,28 @@ class Query:
         parts += [f"!{one(m)}" for m in self.excluded]
         return " & ".join(parts)
 
-    def to_fts5(self, session_ids: list[int] | None = None) -> str:
-        """SQLite FTS5 ``MATCH`` text, within the given sessions (the FTS table's ``scope``
-        column). Every token is double-quoted, so none is an operator."""
+    def cuts_prefix(self, longest: int) -> bool:
+        """Whether :meth:`to_fts5` with ``longest_prefix=longest`` looks for more than this
+        query: a prefix it looks for is longer."""
+        return any(m.kind == "prefix" and len(m.tokens[0]) > longest for m in self.all_matches())
 
-        def one(m: Match) -> str:
+    def to_fts5(
+        self, session_ids: list[int] | None = None, *, longest_prefix: int | None = None
+    ) -> str:
+        """SQLite FTS5 ``MATCH`` text, within the given sessions (the FTS table's ``scope``
+        column). Every token is double-quoted, so none is an operator. ``longest_prefix``
+        cuts a prefix looked for to that many letters (an excluded one is kept whole): the
+        expression then finds more than the query (:meth:`cuts_prefix`), which the caller
+        narrows with :meth:`to_sqlite_row`."""
+
+        def one(m: Match, *, cut: bool = False) -> str:
             if m.kind == "prefix":
-                return f'"{m.tokens[0]}"*'
+                token = m.tokens[0][:longest_prefix] if cut and longest_prefix else m.tokens[0]
+                return f'"{token}"*'
             return '"' + " ".join(m.tokens) + '"'
 
         expression = " AND ".join(
-            "(" + " OR ".join(one(m) for m in clause) + ")" for clause in self.clauses
+            "(" + " OR ".join(one(m, cut=True) for m in clause) + ")" for clause in self.clauses
         )
         for m in self.excluded:
             expression = f"({expression}) NOT {one(m)}"
