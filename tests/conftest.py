@@ -62,12 +62,20 @@ def _no_stray_processes(_close_connection_pools: None) -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
     """PostgreSQL pools keep connections open; close them before the test database is
-    dropped (this teardown runs before django_db_setup's, which it depends on)."""
+    dropped (this teardown runs before django_db_setup's, which it depends on). A thread
+    of an executor (asgiref's, channels') keeps the pooled connection it borrowed until the
+    thread ends, after this run: those sessions are ended here, or the drop would fail."""
     yield
     from django.db import connections
 
     with django_db_blocker.unblock():
         for connection in connections.all():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
             if getattr(connection, "pool", None) is not None:
                 connection.close_pool()
 
