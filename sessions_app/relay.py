@@ -108,6 +108,7 @@ class _Pace:
     newest: tuple[int, int] = (-1, -1)  # (start, end) of the newest interim taken
     shown: bool | None = None  # an interim is in ``live/interim``; None: maybe (a restart)
     shown_start: int = -1  # the start of the interim line pushed last
+    finals_pending: int = 0  # finals read but not yet stored and shown: a later line waits
     flush: asyncio.TimerHandle | None = None
     touched_at: float = -math.inf  # loop time of the last liveness write
     heard_ms: int | None = None  # end of the newest event not written yet (a write is due)
@@ -303,7 +304,13 @@ class Relay:
             if due:
                 await self._touch(pace)
             return
-        await self.store_and_publish(parsed, heard_now=due, pace=pace)
+        try:
+            await self.store_and_publish(parsed, heard_now=due, pace=pace)
+        finally:
+            if isinstance(payload, TranscriptInput):  # a final (_route noted it as read)
+                pace.finals_pending -= 1
+                if pace.waiting is not None:
+                    self._schedule_push(pace)  # the next line's interim, held for this final
 
     # --- interim text: pushed, never stored ----------------------------------------------
 
@@ -324,9 +331,12 @@ class Relay:
         self._schedule_push(pace)
 
     def _final_read(self, pace: _Pace, event: TranscriptInput) -> None:
-        """A final was read: no interim of its line (or an earlier one) is pushed from now on.
-        Its store, publish and the forgetting of the kept interim follow on the lane."""
+        """A final was read: no interim of its line (or an earlier one) is pushed from now on,
+        and no interim of a later line until this final is shown (``finals_pending``): a
+        page must not see a line begin before the one it follows. Its store, publish and the
+        forgetting of the kept interim follow on the lane."""
         pace.final_through = max(pace.final_through, event.start_ms)
+        pace.finals_pending += 1
         if pace.waiting is not None and pace.waiting.start_ms <= event.start_ms:
             pace.waiting = None
 
@@ -342,8 +352,8 @@ class Relay:
 
     def _start_push(self, pace: _Pace) -> None:
         pace.flush = None
-        if pace.waiting is None or pace.pushing:
-            return
+        if pace.waiting is None or pace.pushing or pace.finals_pending:
+            return  # (a pending final schedules the push once it is shown)
         pace.pushing = True
         pace.pushed_at = asyncio.get_running_loop().time()
         self._spawn(self._push_interim(pace))
@@ -352,6 +362,9 @@ class Relay:
         try:
             event, pace.waiting = pace.waiting, None
             if event is None or pace.stream is None or event.start_ms <= pace.final_through:
+                return
+            if pace.finals_pending:  # a final was read since this push was started: it first
+                pace.waiting = event
                 return
             stream = pace.stream
             # Rendered here, on the loop: the stream and its session are in memory, and a
