@@ -44,14 +44,21 @@ WORDS = [
 ]
 
 
-def bench_script(seconds: float, rate: float, lead_in: float) -> dict[str, Any]:
+def bench_script(
+    seconds: float, rate: float, lead_in: float, *, shift: tuple[float, float] = (0.0, 0.0)
+) -> dict[str, Any]:
+    """A meeting of back-to-back lines on both audio channels, ``rate`` word events/s in all.
+    ``shift``: how many seconds later the mic's and the system audio's lines start, so that
+    meetings and channels need not end their lines at the same moment; the number of lines
+    is the same whatever the shift."""
     per_channel = rate / 2
     words = len(WORDS)
     length = words / per_channel  # seconds per utterance
+    count = int((seconds + 1e-9) // length)
     utterances = []
-    for channel in ("mic", "system_audio"):
-        t = lead_in
-        while t + length <= lead_in + seconds + 1e-9:
+    for channel, delay in zip(("mic", "system_audio"), shift, strict=True):
+        for i in range(count):
+            t = lead_in + delay + i * length
             utterances.append(
                 {
                     "channel": channel,
@@ -60,8 +67,16 @@ def bench_script(seconds: float, rate: float, lead_in: float) -> dict[str, Any]:
                     "text": " ".join(WORDS),
                 }
             )
-            t += length
-    return {"title": "bench", "duration": lead_in + seconds + 0.5, "utterances": utterances}
+    return {
+        "title": "bench",
+        "duration": lead_in + seconds + max(shift) + 0.5,
+        "utterances": utterances,
+    }
+
+
+def utterance_seconds(rate: float) -> float:
+    """How long one line of bench_script lasts at ``rate``."""
+    return len(WORDS) / (rate / 2)
 
 
 def free_port() -> int:

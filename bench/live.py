@@ -9,7 +9,12 @@ fragment of the size of Copilot's to the viewers' group: no database, no renderi
 Copilot code. That is the floor for this machine: what a Channels hop costs here, now.
 
 Each trial plays N generated meetings at E events/s each (transcript interims and finals on
-mic and system audio, bench/emulator.py) to M viewer WebSockets per session spread over the
+mic and system audio, bench/emulator.py). The meetings are independent, so their lines end
+at spread-out moments: meeting k of N starts k/N of a line later, its system audio half a
+line after its mic. ``--aligned`` plays every meeting and channel in step instead, so that
+all 2N streams end a line at the same moment: a burst of 2N finals to store at once, every
+line (how this bench ran before; the worst case, not the stated load). The meetings go
+to M viewer WebSockets per session spread over the
 Daphne processes, first on Copilot (sessions created through its own services, viewers
 resuming from 0 and ready once their resume is answered, then the AI started with the
 relay's connection id), then on the bare path (capture sessions through the SDK, viewers
@@ -90,6 +95,7 @@ from bench.emulator import (  # noqa: E402
     cpu_seconds,
     free_port,
     percentile,
+    utterance_seconds,
 )
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/copilot_livebench"
@@ -519,14 +525,14 @@ class Bench:
         browser: bool,
     ) -> Trial:
         args = self.args
-        script = bench_script(seconds, rate, lead_in)
-        utterances = len(script["utterances"])
+        scripts = self._scripts(seconds, rate, lead_in)
+        utterances = len(scripts[0]["utterances"])
         length_ms = len(WORDS) / (rate / 2) * 1000
         setup_began = time.monotonic()
         if system == "copilot":
-            viewers, start = await asyncio.to_thread(self._copilot_setup, script)
+            viewers, start = await asyncio.to_thread(self._copilot_setup, scripts)
         else:
-            viewers, start = await asyncio.to_thread(self._bare_setup, script)
+            viewers, start = await asyncio.to_thread(self._bare_setup, scripts)
         talk_at = setup_began + lead_in
         tasks = [asyncio.create_task(watch(viewer)) for viewer in viewers]
         try:
@@ -617,7 +623,23 @@ class Bench:
             and name.startswith(prefix)
         ]
 
-    def _copilot_setup(self, script: dict[str, Any]) -> tuple[list[Viewer], Callable[[], None]]:
+    def _scripts(self, seconds: float, rate: float, lead_in: float) -> list[dict[str, Any]]:
+        """One meeting script per session. Meetings are independent, so their lines end at
+        spread-out moments: meeting k of n starts k/n of a line later, and its system audio
+        half a line after its mic. With ``--aligned`` every line of every meeting and channel
+        ends at the same moment, a burst of 2n finals at once (how the bench ran before)."""
+        n = self.args.sessions
+        if self.args.aligned:
+            return [bench_script(seconds, rate, lead_in)] * n
+        length = utterance_seconds(rate)
+        return [
+            bench_script(seconds, rate, lead_in, shift=(k / n * length, (k / n + 0.5) % 1 * length))
+            for k in range(n)
+        ]
+
+    def _copilot_setup(
+        self, scripts: list[dict[str, Any]]
+    ) -> tuple[list[Viewer], Callable[[], None]]:
         """Sessions through Copilot's services, the meetings started; the viewers to connect,
         and what starts the AI once they are in."""
         from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -641,7 +663,7 @@ class Bench:
                 owner, title=f"Bench {self.trial_number}.{n}", audio_prompt="", visual_prompt=""
             )
             token = handoff.mint_client_token(session).token
-            self.control.simulate(session.videodb_id, script, speed=1, client_token=token)
+            self.control.simulate(session.videodb_id, scripts[n], speed=1, client_token=token)
             self.captures.append(session.videodb_id)
             sessions.append(session)
         self.copilot_sessions = sessions
@@ -668,7 +690,7 @@ class Bench:
 
         return viewers, start
 
-    def _bare_setup(self, script: dict[str, Any]) -> tuple[list[Viewer], Callable[[], None]]:
+    def _bare_setup(self, scripts: list[dict[str, Any]]) -> tuple[list[Viewer], Callable[[], None]]:
         """Capture sessions through the SDK, the meetings started and active; the viewers of
         their audio streams, and what starts the transcripts on the bare relays' sockets."""
         import videodb
@@ -676,7 +698,7 @@ class Bench:
         conn = videodb.connect(api_key=self.api_key, base_url=self.emulator_url)
         collection = conn.get_collection()
         captures = []
-        for _ in range(self.args.sessions):
+        for script in scripts:
             capture = conn.create_capture_session(end_user_id="bench")
             self.control.simulate(capture.id, script, speed=1)
             self.captures.append(capture.id)
@@ -839,6 +861,11 @@ def main() -> None:
         "--warmup", type=float, default=3.0, help="s of unreported meeting per path first"
     )
     parser.add_argument("--no-saturation", action="store_true", help="only the one point")
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="every meeting and channel ends its lines at the same moment (a burst of finals)",
+    )
     parser.add_argument(
         "--step-seconds", type=float, default=8.0, help="meeting time of each saturation step"
     )
