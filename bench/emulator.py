@@ -51,9 +51,7 @@ def bench_script(
     ``shift``: how many seconds later the mic's and the system audio's lines start, so that
     meetings and channels need not end their lines at the same moment; the number of lines
     is the same whatever the shift."""
-    per_channel = rate / 2
-    words = len(WORDS)
-    length = words / per_channel  # seconds per utterance
+    length = utterance_seconds(rate)
     count = int((seconds + 1e-9) // length)
     utterances = []
     for channel, delay in zip(("mic", "system_audio"), shift, strict=True):

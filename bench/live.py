@@ -527,7 +527,7 @@ class Bench:
         args = self.args
         scripts = self._scripts(seconds, rate, lead_in)
         utterances = len(scripts[0]["utterances"])
-        length_ms = len(WORDS) / (rate / 2) * 1000
+        length_ms = utterance_seconds(rate) * 1000
         setup_began = time.monotonic()
         if system == "copilot":
             viewers, start = await asyncio.to_thread(self._copilot_setup, scripts)

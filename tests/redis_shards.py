@@ -16,13 +16,12 @@ class RedisServer:
     """A throwaway redis-server on a free port, killed when the test is done; it may be
     stopped and started again on the same port. No persistence unless ``options`` ask."""
 
-    def __init__(self, options: Sequence[str] = ("--appendonly", "no"), *, start: bool = True):
+    def __init__(self, options: Sequence[str] = ("--appendonly", "no")) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.options = list(options)
         self.process: subprocess.Popen | None = None
-        if start:
-            self.start()
+        self.start()
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -25,7 +25,7 @@ loads after its hits.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -508,8 +508,23 @@ def _first_matches(
         return [tuple(row) for row in cursor.fetchall()]
 
 
-# Where a branch of _newest_by_session names its session: no session has this id.
+# Where a branch of a per-session statement names its session: no session has this id.
 _ANY_SESSION = -1
+
+
+def _union_by_session(
+    sql: str, template: Sequence[object], marker: object, values: Iterable[object]
+) -> tuple[str, list[object]]:
+    """``sql`` once per value, each copy with the value where ``marker`` stands among its
+    parameters (``template``), joined by UNION ALL. The branch is compiled once: the ORM
+    compiles slower than the database answers a branch."""
+    at = list(template).index(marker)
+    parts: list[str] = []
+    params: list[object] = []
+    for value in values:
+        parts.append(f"SELECT * FROM ({sql}) AS b{len(parts)}")  # noqa: S608 -- ORM-compiled
+        params.extend([*template[:at], value, *template[at + 1 :]])
+    return " UNION ALL ".join(parts), params
 
 
 def _first_matches_by_session(
@@ -525,15 +540,14 @@ def _first_matches_by_session(
     if left_out:
         branch = branch.exclude(pk__in=left_out)
     sql, template = branch.order_by().values_list("id", "start_ms").query.sql_with_params()
-    marker = query.scope_tsquery([_ANY_SESSION])
-    at = template.index(marker)
-    parts: list[str] = []
-    params: list[object] = []
-    for session_id in scope:
-        parts.append(f"SELECT * FROM ({sql}) AS m{len(parts)}")  # noqa: S608 -- ORM-compiled
-        params.extend([*template[:at], query.scope_tsquery([session_id]), *template[at + 1 :]])
+    union, params = _union_by_session(
+        sql,
+        template,
+        query.scope_tsquery([_ANY_SESSION]),
+        (query.scope_tsquery([session_id]) for session_id in scope),
+    )
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts) + " LIMIT %s", [*params, cap + 1])
+        cursor.execute(union + " LIMIT %s", [*params, cap + 1])
         return [tuple(row) for row in cursor.fetchall()]
 
 
@@ -551,8 +565,7 @@ def _newest_by_session(
     page instead of every match (which the full-text index would hand over unordered, all
     of them to be sorted for the first 20): the page costs about the same whatever the word.
     """
-    # One branch per session, the same statement but for the session: compiled once (the ORM
-    # compiles slower than the database answers a branch), the session id set per branch.
+    # One branch per session, the same statement but for the session (_union_by_session).
     branch = (
         _narrowed([], filters, by_session=False)
         .filter(session_id=_ANY_SESSION)
@@ -565,16 +578,11 @@ def _newest_by_session(
         .values_list("id", "start_ms")[: offset + limit]
         .query.sql_with_params()
     )
-    at = template.index(_ANY_SESSION)
 
     def newest(sessions: list[int], offset: int, limit: int) -> list[tuple[int, int]]:
         """(id, start_ms) of the page ``offset:offset + limit`` of these sessions' matches."""
-        parts: list[str] = []
-        params: list[object] = []
-        for session_id in sessions:
-            parts.append(f"SELECT * FROM ({sql}) AS s{len(parts)}")  # noqa: S608 -- ORM-compiled
-            params.extend([*template[:at], session_id, *template[at + 1 :]])
-        merged = " UNION ALL ".join(parts) + " ORDER BY 2 DESC, 1 DESC LIMIT %s OFFSET %s"
+        union, params = _union_by_session(sql, template, _ANY_SESSION, sessions)
+        merged = union + " ORDER BY 2 DESC, 1 DESC LIMIT %s OFFSET %s"
         with connection.cursor() as cursor:
             cursor.execute(merged, [*params, limit, offset])
             return [tuple(row) for row in cursor.fetchall()]

@@ -14,6 +14,7 @@ unconfirmed and unseen until the socket's copy or VideoDB's records confirm it.
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from django.db import IntegrityError, connection, transaction
@@ -78,14 +79,15 @@ def _notice_speech(session: CaptureSession) -> None:
         logger.exception("could not check whether the brief of session %s is due", session.pk)
 
 
+@functools.cache
 def _next_seq_sql() -> str:
+    """Written once per process: the statement is on the path of every stored item."""
     quote = connection.ops.quote_name
     table = quote(CaptureSession._meta.db_table)
     column = quote(CaptureSession._meta.get_field("last_seq").column)
     key = quote(CaptureSession._meta.pk.column)
     # Names from the model's own metadata, quoted; the id is a parameter.
-    sql = f"UPDATE {table} SET {column} = {column} + 1 WHERE {key} = %s RETURNING {column}"  # noqa: S608
-    return sql
+    return f"UPDATE {table} SET {column} = {column} + 1 WHERE {key} = %s RETURNING {column}"  # noqa: S608
 
 
 def next_seq(session_id: int) -> int:
