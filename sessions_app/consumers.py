@@ -19,8 +19,9 @@ browser → server, JSON, at most ``MAX_MESSAGE_BYTES``:
       speaking (interim text, ``live/interim.py``, while the session is live), then a
       ``#live-synced`` marker carrying the last sequence number the replay covers, with
       ``data-more`` when another
-      page follows (the browser asks again from there). An ended session's replies are
-      rendered once and cached (``ENDED_REPLAY_CACHE_SECONDS``).
+      page follows (the browser asks again from there; such a follow-up resume, from
+      exactly where the page ended, is not counted against the resume budget). An ended
+      session's replies are rendered once and cached (``ENDED_REPLAY_CACHE_SECONDS``).
   ``{"type": "ping"}``  every ~20 s: the server answers with the ``#live-heartbeat``
       fragment (and the server clock, for ages).
 server → browser: HTML fragments for htmx's ws extension, each root element with
@@ -142,6 +143,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
     viewer: access.Viewer | None = None
     joined: tuple[str, ...] = ()
     replayed_through = 0
+    continues_from: int | None = None  # where the last replay page ended, when more follow
     layer_down = False
     watchdog: asyncio.Task | None = None
     resumes: deque[float]
@@ -256,7 +258,7 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self.send(text_data=broadcast.render_heartbeat(int(time.time() * 1000)))
         elif kind == "resume" and is_seq(message.get("last_seq")):
-            if await self.resume_allowed():
+            if message["last_seq"] == self.continues_from or await self.resume_allowed():
                 await self.resume(message["last_seq"])
             else:
                 await self.close(code=int(CloseCode.TRY_AGAIN_LATER))
@@ -281,6 +283,9 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
         updates, state, through, complete, live = await database_sync_to_async(catch_up)(
             self.session_id, after_seq
         )
+        # One frame per fragment: htmx's ws extension fires an event per element already
+        # swapped from the same frame for every element it swaps, so a frame of k items
+        # costs k² events (htmx 2.0, oobSwap), where k frames cost k.
         for update in updates:
             await self.send(text_data=update["html"])
         for fragment in state:
@@ -290,6 +295,9 @@ class LiveSessionConsumer(AsyncWebsocketConsumer):
             for fragment in await self.current_interims():
                 await self.send(text_data=fragment)
         self.replayed_through = max(self.replayed_through, through)
+        # Only the page just sent can be continued, once: a follow-up moves forward through
+        # what is stored, so it is bounded by the session, not by how often it is asked.
+        self.continues_from = None if complete else through
         await self.send(text_data=broadcast.render_synced(through, complete=complete))
 
     async def current_interims(self) -> list[str]:

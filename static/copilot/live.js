@@ -110,10 +110,14 @@
     }
     state.toLatest = function () {
       list.scrollTop = list.scrollHeight;
+      state.ownTop = list.scrollTop;
       state.follow = true;
       if (marker) marker.hidden = true;
     };
     list.addEventListener("scroll", function () {
+      // The event of our own scroll comes a frame later, when more lines may have made the
+      // list longer: it is not the reader scrolling away.
+      if (list.scrollTop === state.ownTop) return;
       state.follow = atBottom();
       if (state.follow && marker) marker.hidden = true;
     });
@@ -484,6 +488,7 @@
   }
 
   var statusArrived = false;
+  var afterFrame = 0;
   var streamsChanged = false;
 
   // A pushed item the page did not have in this form: say it, or raise it as a toast. An
@@ -523,7 +528,6 @@
       } else if (incoming.id === "live-heartbeat") {
         skewMs = num(incoming.dataset.serverMs, Date.now() + skewMs) - Date.now();
       } else if (incoming.id === "live-synced") {
-        if (incoming.dataset.reload) window.location.reload(); // too far behind to replay
         completeThrough(num(incoming.dataset.through, 0));
         if (incoming.dataset.more) {
           send({ type: "resume", last_seq: complete }); // one page of a long replay: the next
@@ -554,8 +558,16 @@
       streamsChanged = false;
       htmx.trigger(document.body, "live-streams");
     }
-    refreshHealth();
-    followAll();
+    // Once per frame the browser paints, not once per message: each reads the lists'
+    // layout, and a burst of messages (a catch-up, a busy meeting) would lay them out again
+    // for every one. A hidden tab paints nothing: it follows when it is shown.
+    if (!afterFrame) {
+      afterFrame = requestAnimationFrame(function () {
+        afterFrame = 0;
+        refreshHealth();
+        followAll();
+      });
+    }
   });
 
   setInterval(function () {

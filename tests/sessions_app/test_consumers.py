@@ -560,6 +560,33 @@ class TestBoundedResume:
         await communicator.send_json_to({"type": "resume", "last_seq": 0})
         assert await closed_with(communicator) == 1013
 
+    async def test_asking_for_the_next_page_of_a_replay_is_not_held_against_the_budgets(
+        self, meeting, mic, share_link, monkeypatch
+    ) -> None:
+        # A page away for a long meeting catches up in more pages than the budgets allow
+        # resumes (20 a minute, 300 items a page: 6,000 items); it was closed half way.
+        monkeypatch.setattr(broadcast, "REPLAY_PAGE", 5)
+        monkeypatch.setattr(consumers, "RESUMES_PER_SOCKET", 2)
+        monkeypatch.setattr(consumers, "RESUMES_PER_LINK", 2)
+        await sync_to_async(many_lines)(mic, 30)
+        communicator = await opened(await socket(meeting.pk, share=share_link.token))
+        seen: list[str] = []
+        after, pages = 0, 0
+        while True:
+            fragments = await resume(communicator, after)
+            pages += 1
+            seen += item_ids(fragments)
+            marker = fragments[-1]
+            after = int(re.search(r'data-through="(\d+)"', marker).group(1))
+            if 'data-more="true"' not in marker:
+                break
+        assert pages == 6
+        assert len(seen) == len(set(seen)) == 30
+        # A page already sent is not a continuation: asking again counts, and the budget holds.
+        await resume(communicator, 0)  # its next page would start at 5
+        await communicator.send_json_to({"type": "resume", "last_seq": 3})
+        assert await closed_with(communicator) == 1013
+
     async def test_resumes_beyond_a_share_links_budget_close_with_try_again_later(
         self, meeting, share_link, monkeypatch
     ) -> None:
