@@ -258,9 +258,11 @@ def main() -> None:
     broker.flushdb()
     sessions = make_sessions(args.sessions)
 
-    deliveries = []
-    for n in range(args.unique):
-        session_id, secret = sessions[n % len(sessions)]
+    def made(count: int) -> list[tuple[str, bytes]]:
+        """``count`` distinct deliveries, spread over the sessions and the events."""
+        return [delivery(n, *sessions[n % len(sessions)]) for n in range(count)]
+
+    def delivery(n: int, session_id: str, secret: str) -> tuple[str, bytes]:
         body = json.dumps(
             {
                 "version": "2",
@@ -272,13 +274,22 @@ def main() -> None:
                 "data": {},
             }
         ).encode()
-        deliveries.append((f"/webhooks/videodb/{secret}/", body))
-    requests = [
-        (random.randrange(args.servers), path, body)
-        for path, body in deliveries
-        for _ in range(args.repeat)
-    ]
-    random.shuffle(requests)
+        return f"/webhooks/videodb/{secret}/", body
+
+    def shuffled(deliveries: list[tuple[str, bytes]]) -> list[tuple[int, str, bytes]]:
+        """Each delivery ``--repeat`` times, to a random server, in a random order."""
+        sent = [
+            (random.randrange(args.servers), path, body)
+            for path, body in deliveries
+            for _ in range(args.repeat)
+        ]
+        random.shuffle(sent)
+        return sent
+
+    requests = shuffled(made(args.unique))
+    # Deliveries of their own: a web process remembers what it has seen stored
+    # (sessions_app/capture/repeats.py), so the measured ones must be new to it.
+    warm_up = shuffled(made(40))
 
     copilot_ports = [free_port() for _ in range(args.servers)]
     bare_ports = [free_port() for _ in range(args.servers)]
@@ -290,8 +301,8 @@ def main() -> None:
         bare_urls = [f"http://127.0.0.1:{port}" for port in bare_ports]
         # Warm up imports and open as many connections (HTTP, and so PostgreSQL in the pool)
         # as the measured run will use, so it measures the steady state, not start-up.
-        asyncio.run(fire(copilot_urls, requests[:400], args.concurrency))
-        asyncio.run(fire(bare_urls, requests[:400], args.concurrency))
+        asyncio.run(fire(copilot_urls, warm_up, args.concurrency))
+        asyncio.run(fire(bare_urls, warm_up, args.concurrency))
         from sessions_app.models import WebhookDelivery
 
         WebhookDelivery.objects.all().delete()

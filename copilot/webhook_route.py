@@ -24,6 +24,12 @@ runs them the way Django would, minus what serves browsers only:
 
 The worker threads are this route's own, so a burst of webhooks never waits behind (or
 holds up) the threads of the pages.
+
+A lifecycle call that copies a delivery this process has seen stored, under the same secret
+(sessions_app/capture/repeats.py), is answered on the event loop: the same middleware, then
+the view's "duplicate" answer, with no worker thread, no database connection and so no
+``request_started``/``request_finished`` (they exist to hand a connection back). At-least-once
+delivery makes such copies most of the traffic.
 """
 
 from __future__ import annotations
@@ -89,10 +95,16 @@ class WebhookRoute:
     def __init__(self, django_app: ASGIApp, *, threads: int = THREADS) -> None:
         self.django_app = django_app
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook")
-        handler = convert_exception_to_response(self._call_view)
+        self._chain = self._wrapped(self._call_view)
+        self._repeat_chain = self._wrapped(lambda request: webhooks.duplicate_answer())
+
+    @staticmethod
+    def _wrapped(view: Callable[[HttpRequest], HttpResponseBase]) -> Callable:
+        """``view`` inside the machine's middleware, as Django's chain wraps a view."""
+        handler = convert_exception_to_response(view)
         for path in reversed(MIDDLEWARE):
             handler = convert_exception_to_response(import_string(path)(handler))
-        self._chain = handler
+        return handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = self._webhook_match(scope)
@@ -111,9 +123,22 @@ class WebhookRoute:
             await self._send(send, refusal, refusal.content)
             return
         request.resolver_match = match
+        if self._is_known_repeat(request, match, body):
+            response = self._repeat_chain(request)
+            _log_if_refused(request, response)
+            await self._send(send, response, response.content)
+            return
         loop = asyncio.get_running_loop()
         response, content = await loop.run_in_executor(self._executor, self._respond, request)
         await self._send(send, response, content)
+
+    @staticmethod
+    def _is_known_repeat(request: HttpRequest, match: ResolverMatch, body: bytes) -> bool:
+        return (
+            match.func is webhooks.lifecycle_webhook
+            and request.method == "POST"
+            and webhooks.known_repeat(body, match.kwargs["secret"])
+        )
 
     @staticmethod
     def _webhook_match(scope: Scope) -> ResolverMatch | None:
@@ -148,11 +173,7 @@ class WebhookRoute:
         try:
             response = self._chain(request)
             response._resource_closers.append(request.close)
-            if response.status_code >= 400:
-                log_response(
-                    "%s: %s", response.reason_phrase, request.path, response=response,
-                    request=request,
-                )  # fmt: skip
+            _log_if_refused(request, response)
             content = (
                 b"".join(response.streaming_content) if response.streaming else response.content
             )
@@ -183,3 +204,11 @@ class WebhookRoute:
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
         await send({"type": "http.response.body", "body": content})
+
+
+def _log_if_refused(request: HttpRequest, response: HttpResponseBase) -> None:
+    """The 4xx/5xx log line Django's handler writes (once: ``log_response`` marks it)."""
+    if response.status_code >= 400:
+        log_response(
+            "%s: %s", response.reason_phrase, request.path, response=response, request=request
+        )

@@ -16,13 +16,30 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from sessions_app import tasks
-from sessions_app.capture import deliveries
+from sessions_app.capture import deliveries, repeats
 from sessions_app.live import events, ingest
 from sessions_app.models import url_secret_ok
 
 
 def _enqueue(delivery_id: int) -> None:
     tasks.process_delivery.delay(delivery_id)
+
+
+def duplicate_answer() -> JsonResponse:
+    """The answer to a copy of a delivery already stored."""
+    return JsonResponse({"status": "duplicate"})
+
+
+def known_repeat(body: bytes, secret: str) -> bool:
+    """Whether this lifecycle call copies a delivery this process has seen stored under the
+    same secret (capture/repeats.py): the answer is "duplicate", and needs no database."""
+    if len(body) > settings.WEBHOOK_MAX_BODY_BYTES:
+        return False
+    try:
+        envelope = deliveries.parse_envelope(body)
+    except events.EventError:
+        return False
+    return repeats.known(secret, envelope.capture_session_id, envelope.dedupe_key)
 
 
 def _error(status: int, message: str, **headers: str) -> JsonResponse:
@@ -63,6 +80,9 @@ def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
     except events.EventError as exc:
         deliveries.count_rejection("malformed")
         return _error(400, f"not a VideoDB webhook envelope: {exc}")
+    remembered = (secret, envelope.capture_session_id, envelope.dedupe_key)
+    if repeats.known(*remembered):
+        return duplicate_answer()
 
     # One query answers both "which session, with which secret?" and "seen before?".
     claim = deliveries.find_claim(envelope)
@@ -70,7 +90,8 @@ def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
         deliveries.count_rejection("unknown_session_or_secret")
         return _error(404, "no such webhook")
     if claim.seen:
-        return JsonResponse({"status": "duplicate"})
+        repeats.remember(*remembered)
+        return duplicate_answer()
 
     try:
         # The outermost atomic block: BEGIN, INSERT, COMMIT and no savepoint.
@@ -86,7 +107,9 @@ def lifecycle_webhook(request: HttpRequest, secret: str) -> JsonResponse:
         # sender retries, rather than acknowledge a delivery we did not store.
         if not deliveries.is_stored(envelope):
             raise
-        return JsonResponse({"status": "duplicate"})
+        repeats.remember(*remembered)
+        return duplicate_answer()
+    repeats.remember(*remembered)  # committed: the block above is the outermost
     outcome = "accepted" if envelope.is_known else "ignored"
     return JsonResponse({"status": outcome})
 
@@ -111,7 +134,7 @@ def alert_callback(request: HttpRequest, secret: str, rtstream_id: str) -> JsonR
     with transaction.atomic():
         held = ingest.hold_alert(stream, event)
         if held is None:  # stored before, by an earlier callback or by the relay
-            return JsonResponse({"status": "duplicate"})
+            return duplicate_answer()
         transaction.on_commit(partial(_confirm_alert, held.pk), robust=True)
     return JsonResponse({"status": "unconfirmed"})
 

@@ -114,6 +114,29 @@ def test_a_delivery_is_stored_once_and_a_repeat_is_acknowledged(route, meeting) 
     assert WebhookDelivery.objects.get().session == meeting
 
 
+def test_a_repeat_seen_stored_is_answered_without_a_worker_thread_and_as_the_view_would(
+    meeting,
+) -> None:
+    route = WebhookRoute(SyncChainASGIHandler())
+    call(route, lifecycle_path(meeting), envelope(meeting))  # stored: committed, remembered
+    by_view = call(route, lifecycle_path(meeting), envelope(meeting, event_id="evt-2"))
+    by_view = call(route, lifecycle_path(meeting), envelope(meeting, event_id="evt-2"))
+    route._executor.shutdown()  # from here a call that needs a worker thread fails
+
+    answer = call(route, lifecycle_path(meeting), envelope(meeting))
+
+    assert (by_view.status, by_view.json()) == (200, {"status": "duplicate"})
+    assert (answer.status, answer.headers, answer.body) == (
+        by_view.status, by_view.headers, by_view.body,
+    )  # fmt: skip
+    assert WebhookDelivery.objects.count() == 2
+    # Anything not seen stored still needs the view: a new delivery, another secret.
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        call(route, lifecycle_path(meeting), envelope(meeting, event_id="evt-3"))
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        call(route, "/webhooks/videodb/forged/", envelope(meeting))
+
+
 def test_the_answer_carries_the_machine_headers_and_none_of_the_browser_ones(
     route, meeting
 ) -> None:

@@ -96,6 +96,30 @@ class TestAccepting:
         assert post(vdb, meeting, stopped).json() == {"status": "accepted"}
         assert WebhookDelivery.objects.count() == 3
 
+    def test_a_repeat_of_a_delivery_seen_stored_is_answered_without_the_database(
+        self, vdb, meeting, django_assert_num_queries
+    ) -> None:
+        post(vdb, meeting, envelope(meeting, event_id="evt-1"))  # remembered once committed
+        post(vdb, meeting, envelope(meeting))
+        post(vdb, meeting, envelope(meeting))  # no event id: the database finds it stored
+        with django_assert_num_queries(0):
+            by_id = post(vdb, meeting, envelope(meeting, event_id="evt-1"))
+            derived = post(vdb, meeting, envelope(meeting))
+        assert by_id.json() == derived.json() == {"status": "duplicate"}
+        assert WebhookDelivery.objects.count() == 2
+
+    def test_what_is_remembered_opens_nothing_to_another_secret_or_session(
+        self, vdb, meeting, make_session, owner
+    ) -> None:
+        post(vdb, meeting, envelope(meeting, event_id="evt-1"))
+        forged = post(vdb, meeting, envelope(meeting, event_id="evt-1"), secret="x" * 43)
+        assert forged.status_code == 404
+        assert rejections() == 1
+        # This session's secret with another session's id, the same event id: still a 404.
+        other = make_session(owner)
+        assert post(vdb, meeting, envelope(other, event_id="evt-1")).status_code == 404
+        assert rejections() == 2
+
     def test_an_unknown_event_is_stored_and_acknowledged_but_not_acted_on(
         self, vdb, meeting, django_capture_on_commit_callbacks
     ) -> None:
