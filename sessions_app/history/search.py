@@ -52,6 +52,12 @@ PAGE_SIZE = 20
 # Hits are counted exactly up to this many; past it the page says "1,000+" (the exact figure
 # comes with the facets, loaded after the hits).
 COUNT_CAP = 1000
+# A query with a prefix counts to this many instead. PostgreSQL finds a prefix's matches by
+# testing a user's rows one by one (matching(): its GIN index would first gather every word
+# of the prefix across the corpus), so the count costs rows read, about cap / the share of
+# lines that match: 14,000 rows (7 ms) for "pric*" at 5 M lines with a cap of 1,000. Both
+# databases use the same caps, so a query says the same on either.
+PREFIX_COUNT_CAP = 300
 # Past this many sessions in scope, a page of a common word is read the plain way (every
 # match, sorted) instead of session by session (_newest_by_session), and PostgreSQL counts
 # with one GIN lookup instead of one per session (_first_matches_by_session): one branch per
@@ -720,9 +726,11 @@ def search(
     count_cap: int | None = None,
 ) -> Results:
     """One page of hits, newest first, and how many there are up to ``count_cap`` (defaults:
-    PAGE_SIZE, COUNT_CAP; the facets are :func:`facet_counts`, asked for apart)."""
+    PAGE_SIZE, and COUNT_CAP or for a query with a prefix PREFIX_COUNT_CAP; the facets, with
+    the exact count, are :func:`facet_counts`, asked for apart)."""
     page_size = PAGE_SIZE if page_size is None else page_size
-    count_cap = COUNT_CAP if count_cap is None else count_cap
+    if count_cap is None:
+        count_cap = PREFIX_COUNT_CAP if query.has_prefix else COUNT_CAP
     results = Results(query=query)
     scope = _scope(session_ids, filters)
     if query.is_empty or not scope:

@@ -466,6 +466,24 @@ def test_past_the_cap_many_sessions_are_read_the_plain_way_with_the_same_hits(
     assert ids_of_every_page("the", two_meetings, count_cap=1) == expected
 
 
+def test_a_query_with_a_prefix_counts_to_its_own_lower_cap_and_lists_the_same_hits(
+    meeting, mic, monkeypatch
+):
+    lines = ["pricing first", "the price", "prices again", "no deal", "no way", "no match"]
+    for n, text in enumerate(lines):
+        say(mic, text, 1_000 * (n + 1), final=True)
+    uncapped = [h.entry.pk for h in hits("pric*", meeting).hits]
+    monkeypatch.setattr(search, "PREFIX_COUNT_CAP", 2)
+
+    capped = hits("pric*", meeting)
+    assert (capped.capped, capped.total_label) == (True, "2+")
+    assert [h.entry.pk for h in capped.hits] == uncapped and len(uncapped) == 3
+    # Excluded, a prefix costs the same to test, so it is counted the same way.
+    assert hits("no -pric*", meeting).total_label == "2+"
+    # Without a prefix the cap is COUNT_CAP's.
+    assert hits("no", meeting).total_label == "3"
+
+
 def test_a_prefix_longer_than_the_indexed_ones_finds_only_its_words(meeting, mic):
     for n, text in enumerate(["the deployment is done", "we deploy today", "depletion of funds",
                               "a deep dive", "deployed and depleted"]):  # fmt: skip
