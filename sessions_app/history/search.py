@@ -24,6 +24,7 @@ loads after its hits.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,8 +34,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import BooleanField, Count, Model, QuerySet
+from django.db.models.expressions import Col, RawSQL
 
 from sessions_app.history import repeats, search_text
 from sessions_app.intelligence import evidence
@@ -645,19 +646,97 @@ def _in_turn(
     return rows
 
 
+# The models a page's entries are read with, in one statement (_page_entries).
+_PAGE_MODELS = (SearchEntry, RTStream, CaptureSession)
+
+
+@functools.cache
+def _page_sql(vendor: str) -> str:
+    """_page_entries' statement for the database ``vendor`` (its quoting), up to the list
+    of ids: every column of an entry, of its stream and of its session."""
+    quote = connection.ops.quote_name
+    entry, stream, session = (quote(model._meta.db_table) for model in _PAGE_MODELS)
+    columns = ", ".join(
+        f"{quote(model._meta.db_table)}.{quote(f.column)}"
+        for model in _PAGE_MODELS
+        for f in model._meta.concrete_fields
+    )
+    fields = SearchEntry._meta
+    return (
+        f"SELECT {columns} FROM {entry} "  # noqa: S608 -- names from the models' metadata
+        f"JOIN {stream} ON {stream}.{quote(RTStream._meta.pk.column)} = "
+        f"{entry}.{quote(fields.get_field('stream').column)} "
+        f"JOIN {session} ON {session}.{quote(CaptureSession._meta.pk.column)} = "
+        f"{entry}.{quote(fields.get_field('session').column)} "
+        f"WHERE {entry}.{quote(fields.pk.column)} IN "
+    )
+
+
+@functools.cache
+def _page_columns(vendor: str) -> tuple[tuple[list[str], list[tuple[list[Callable], Col]]], ...]:
+    """Per model of _page_sql, in its order: its fields' names, and for each of its columns
+    what the ORM does to the raw value on ``vendor`` (SQLite gives dates, times and UUIDs as
+    text, JSON as a string...)."""
+    return tuple(
+        (
+            [f.attname for f in model._meta.concrete_fields],
+            [
+                (
+                    connection.ops.get_db_converters(column) + f.get_db_converters(connection),
+                    column,
+                )
+                for f in model._meta.concrete_fields
+                for column in [f.get_col(model._meta.db_table)]
+            ],
+        )
+        for model in _PAGE_MODELS
+    )
+
+
 def _page_entries(ids: list[int]) -> list[SearchEntry]:
-    """The entries ``ids``, in that order, with their stream, session and brief item. Each
-    session and stream is built once for the page, not once per hit as select_related does:
-    select_related took 4 ms for 20 hits (bench/search.py at 5 M lines, both databases),
-    mostly building the 20 copies of a few sessions; these queries take under 2 ms."""
-    by_id = SearchEntry.objects.in_bulk(ids)
+    """The entries ``ids``, in that order, with their stream, session and brief item: one
+    statement, written once per process, and each stream and session built once for the
+    page. At 5 M lines (bench/search.py) select_related took 4 ms for 20 hits, mostly
+    building a copy of the same few sessions for each hit; three in_bulk queries took 4 ms
+    for a single hit, 2.4 of it the ORM compiling them."""
+    if not ids:
+        return []
+    sql = _page_sql(connection.vendor) + "(" + ", ".join(["%s"] * len(ids)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
+    (
+        (entry_names, entry_columns),
+        (stream_names, stream_columns),
+        (session_names, session_columns),
+    ) = _page_columns(connection.vendor)
+    cut = len(entry_columns)
+    end = cut + len(stream_columns)
+
+    def built(model: type[Model], names: list[str], columns: list, values: Sequence) -> Model:
+        converted = list(values)
+        for n, (converters, column) in enumerate(columns):
+            for convert in converters:
+                converted[n] = convert(converted[n], column, connection)
+        return model.from_db(connection.alias, names, converted)
+
+    by_id: dict[int, SearchEntry] = {}
+    streams: dict[int, RTStream] = {}
+    sessions: dict[int, CaptureSession] = {}
+    for row in rows:
+        entry = built(SearchEntry, entry_names, entry_columns, row[:cut])
+        if entry.stream_id not in streams:
+            streams[entry.stream_id] = built(RTStream, stream_names, stream_columns, row[cut:end])
+        if entry.session_id not in sessions:
+            sessions[entry.session_id] = built(
+                CaptureSession, session_names, session_columns, row[end:]
+            )
+        entry.stream, entry.session = streams[entry.stream_id], sessions[entry.session_id]
+        by_id[entry.pk] = entry
     entries = [by_id[pk] for pk in ids]
-    streams = RTStream.objects.in_bulk({e.stream_id for e in entries})
-    sessions = CaptureSession.objects.in_bulk({e.session_id for e in entries})
     briefs = {e.brief_item_id for e in entries if e.brief_item_id is not None}
     brief_items = BriefItem.objects.in_bulk(briefs) if briefs else {}
     for e in entries:
-        e.stream, e.session = streams[e.stream_id], sessions[e.session_id]
         if e.brief_item_id is not None:
             e.brief_item = brief_items[e.brief_item_id]
     return entries
