@@ -258,10 +258,6 @@ def main() -> None:
     broker.flushdb()
     sessions = make_sessions(args.sessions)
 
-    def made(count: int) -> list[tuple[str, bytes]]:
-        """``count`` distinct deliveries, spread over the sessions and the events."""
-        return [delivery(n, *sessions[n % len(sessions)]) for n in range(count)]
-
     def delivery(n: int, session_id: str, secret: str) -> tuple[str, bytes]:
         body = json.dumps(
             {
@@ -275,6 +271,10 @@ def main() -> None:
             }
         ).encode()
         return f"/webhooks/videodb/{secret}/", body
+
+    def made(count: int) -> list[tuple[str, bytes]]:
+        """``count`` distinct deliveries, spread over the sessions and the events."""
+        return [delivery(n, *sessions[n % len(sessions)]) for n in range(count)]
 
     def shuffled(deliveries: list[tuple[str, bytes]]) -> list[tuple[int, str, bytes]]:
         """Each delivery ``--repeat`` times, to a random server, in a random order."""
