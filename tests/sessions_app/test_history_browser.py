@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,9 @@ def test_typing_finds_the_moment_and_opening_it_scrolls_to_the_line(
 
     box = page.get_by_role("searchbox", name="Search what was said, shown and flagged")
     box.press_sequentially("lisbon budg*", delay=40)
+    # A pause while typing (a loaded machine) may show the hits of "lisbon " first: wait for
+    # the whole query's answer, which also moves the address.
+    page.wait_for_url(re.compile(r"q=lisbon(%20|\+)budg"))
     hit = page.locator(".hit").first
     hit.wait_for()
     assert "Lisbon" in hit.inner_text()
