@@ -13,8 +13,8 @@ delivery once its insert committed, and a copy the database found stored. A wron
 new delivery, or one forgotten goes to the database, as before. Entries last ``TTL_SECONDS``
 (a session deleted meanwhile is answered 404 again after that; a delivery's row deleted
 under a running server, which nothing in Copilot does, is stored again after that) and the
-oldest go first past ``MAX_ENTRIES``. Each process remembers its own: a copy that reaches another web process is
-answered there from the database.
+oldest go first past ``MAX_ENTRIES``. Each process remembers its own: a copy that reaches
+another web process is answered there from the database.
 """
 
 from __future__ import annotations
