@@ -86,6 +86,10 @@ def test_non_2xx_answers_are_retried_with_backoff_until_accepted(
     receiver.script = [500, 500, 503]
     cap = conn.create_capture_session(end_user_id="u", callback_url=receiver.url + "/flaky")
     receiver.wait_for(lambda: receiver.accepted())
+    # The receiver has answered 200; the emulator records it once that answer is read.
+    emu.control.wait_for(
+        lambda: [d for d in emu.control.deliveries(cap.id) if d["state"] != "pending"]
+    )
     (delivery,) = emu.control.deliveries(session_id=cap.id)
     assert delivery["state"] == "delivered"
     assert [a["status"] for a in delivery["attempts"]] == [500, 500, 503, 200]
